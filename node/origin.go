@@ -1,0 +1,46 @@
+package node
+
+import (
+	"context"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+)
+
+// Origin is where dispatches come from and where what they cause goes
+// back: answers and exceptions for the dispatches it sent, and the
+// dispatches that trigger the subscriptions it made.
+//
+// Deliver is called from the engine's workers, concurrently; it must not
+// block for long (queue and return, failing with dispatch.ErrUnavailable
+// when the queue is full). Done is closed when the origin goes away; the
+// engine then releases every subscription it made, as if it had sent
+// RELEASEs. A nil Done means the origin never goes away.
+type Origin interface {
+	ID() string
+	Deliver(ctx context.Context, d *dispatch.Dispatch) error
+	Done() <-chan struct{}
+}
+
+// Provisional is implemented by origins that understand provisional
+// answers: engines of this project across the mesh. They are told which
+// triggering ids to expect (ANSWER 102) so their emitter can answer 504 for
+// the missing ones. Classic engines are not sent them.
+type Provisional interface {
+	Origin
+	WantsProvisional() bool
+}
+
+// localOrigin stands for the application using the Go API: answers for
+// its transactions go to the transaction table.
+type localOrigin struct{ n *Node }
+
+func (l localOrigin) ID() string { return "local" }
+
+func (l localOrigin) Done() <-chan struct{} { return nil }
+
+func (l localOrigin) Deliver(ctx context.Context, d *dispatch.Dispatch) error {
+	l.n.deliverLocal(ctx, d)
+	return nil
+}
+
+func (l localOrigin) WantsProvisional() bool { return true }

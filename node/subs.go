@@ -1,0 +1,169 @@
+package node
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+)
+
+// subscription is one binding: an endpoint and where matching dispatches
+// go, either a local handler or a remote owner.
+type subscription struct {
+	id      uint64
+	ep      *dispatch.CompiledEndpoint
+	owner   Origin  // who bound it; the node's local origin for Go callbacks
+	handler Handler // nil when dispatches are delivered to owner
+	queue   chan delivery
+	max     int
+
+	mu       sync.Mutex
+	running  int
+	released atomic.Bool
+	dropped  atomic.Uint64
+	handled  atomic.Uint64
+}
+
+type delivery struct {
+	in      *Incoming
+	replyTo Origin
+	txid    string
+	trig    string
+	depth   int // BIND/RELEASE hook nesting of what caused it
+}
+
+// table indexes subscriptions by method pattern, then by the literal
+// prefix of their resource pattern, so a dispatch is tested only against
+// patterns that can match it rather than against every binding.
+type table struct {
+	mu       sync.RWMutex
+	byMethod map[string]*trieNode
+	count    int
+}
+
+type trieNode struct {
+	children map[string]*trieNode
+	subs     []*subscription
+}
+
+func newTable() *table { return &table{byMethod: make(map[string]*trieNode)} }
+
+func (t *table) add(s *subscription) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.byMethod[s.ep.Endpoint.Method]
+	if n == nil {
+		n = &trieNode{}
+		t.byMethod[s.ep.Endpoint.Method] = n
+	}
+	for _, lit := range s.ep.Pattern.LiteralPrefix() {
+		c := n.children[lit]
+		if c == nil {
+			if n.children == nil {
+				n.children = make(map[string]*trieNode)
+			}
+			c = &trieNode{}
+			n.children[lit] = c
+		}
+		n = c
+	}
+	n.subs = append(n.subs, s)
+	t.count++
+}
+
+func (t *table) remove(s *subscription) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	root := t.byMethod[s.ep.Endpoint.Method]
+	if root == nil {
+		return false
+	}
+	path := []*trieNode{root}
+	n := root
+	prefix := s.ep.Pattern.LiteralPrefix()
+	for _, lit := range prefix {
+		n = n.children[lit]
+		if n == nil {
+			return false
+		}
+		path = append(path, n)
+	}
+	for i, x := range n.subs {
+		if x == s {
+			n.subs = append(n.subs[:i:i], n.subs[i+1:]...)
+			t.count--
+			// Prune empty branches so a churn of bindings does not grow
+			// the trie for ever.
+			for j := len(path) - 1; j > 0; j-- {
+				if len(path[j].subs) > 0 || len(path[j].children) > 0 {
+					break
+				}
+				delete(path[j-1].children, prefix[j-1])
+			}
+			return true
+		}
+	}
+	return false
+}
+
+type match struct {
+	sub    *subscription
+	params map[string]string
+}
+
+// match returns the subscriptions d triggers, in no particular order.
+func (t *table) match(d *dispatch.Dispatch) []match {
+	res := d.ResourceText()
+	var out []match
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, m := range [2]string{d.Method, "*"} {
+		n := t.byMethod[m]
+		for i := 0; n != nil; i++ {
+			for _, s := range n.subs {
+				if params, ok := s.ep.Pattern.Match(res); ok {
+					out = append(out, match{s, params})
+				}
+			}
+			if i == len(res) {
+				break
+			}
+			n = n.children[res[i]]
+		}
+	}
+	return out
+}
+
+// find returns the subscriptions owned by o with exactly the endpoint ep.
+func (t *table) find(o Origin, ep dispatch.Endpoint) []*subscription {
+	var out []*subscription
+	t.each(func(s *subscription) {
+		if s.owner == o && s.ep.Endpoint.Equal(ep) {
+			out = append(out, s)
+		}
+	})
+	return out
+}
+
+func (t *table) each(f func(*subscription)) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var walk func(*trieNode)
+	walk = func(n *trieNode) {
+		for _, s := range n.subs {
+			f(s)
+		}
+		for _, c := range n.children {
+			walk(c)
+		}
+	}
+	for _, n := range t.byMethod {
+		walk(n)
+	}
+}
+
+func (t *table) len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.count
+}
