@@ -82,10 +82,72 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, from Origin, 
 			d.Host = nil
 		}
 		n.stats.forwarded.Add(1)
-		return n.cfg.forwarder.Forward(ctx, to, d, from)
+		if wantsAnswer(d) && from != Origin(n.local) {
+			// Answers come back through this engine: remember who asked.
+			n.addRoute(d.TransactionID(), from)
+		}
+		undo, err := n.mirrorSubscription(d, from)
+		if err != nil {
+			return err
+		}
+		if err := n.cfg.forwarder.Forward(ctx, to, d, from); err != nil {
+			undo()
+			return err
+		}
+		return nil
 	}
 	d.Host = nil
 	return n.process(ctx, d, from)
+}
+
+// mirrorSubscription makes a forwarded BIND also bind its origin here:
+// the remote engine pushes matching dispatches to this one, which
+// processes them like any other and so delivers them to the origin. This
+// is how the classic engines do it, and it needs no routing of its own.
+// A forwarded RELEASE drops the mirror. undo reverts a BIND whose
+// forwarding failed.
+func (n *Node) mirrorSubscription(d *dispatch.Dispatch, from Origin) (undo func(), err error) {
+	undo = func() {}
+	if d.Kind() != dispatch.Subscription {
+		return undo, nil
+	}
+	if from == Origin(n.local) {
+		return undo, dispatch.Errorf(dispatch.ErrBadDispatch, "a remote %s from the Go API needs somewhere to deliver: use Node.BindAt", d.Method)
+	}
+	switch d.Method {
+	case dispatch.BIND:
+		// A mirror delivers straight to its origin, never to a fan-out
+		// sink: a gateway passes events on to the one peer that bound
+		// through it.
+		s, err := n.subscribe(*d.Endpoint, from, nil, 1, true)
+		if err != nil {
+			return undo, err
+		}
+		return func() { n.unsubscribe(s.s) }, nil
+	case dispatch.RELEASE:
+		for _, s := range n.subs.find(from, *d.Endpoint) {
+			n.unsubscribe(s)
+		}
+	}
+	return undo, nil
+}
+
+// notificationKey marks dispatches that arrived as notifications (from a
+// gossipsub topic): they are delivered to this engine's own subscribers
+// but never published again, so engines bound to each other cannot pass
+// an event back and forth for ever.
+type notificationKey struct{}
+
+// ReceiveNotification is Receive for a dispatch another engine published
+// to its subscribers: it is delivered here and goes no further, and it is
+// never answered.
+func (n *Node) ReceiveNotification(ctx context.Context, from Origin, d *dispatch.Dispatch) {
+	if n.closed() || d.Kind() != dispatch.Regular {
+		return
+	}
+	d.Host = nil
+	n.stats.received.Add(1)
+	n.trigger(context.WithValue(ctx, notificationKey{}, true), d, from, false)
 }
 
 // process handles a dispatch addressed to this engine.
@@ -116,7 +178,7 @@ func (n *Node) processSubscription(ctx context.Context, d *dispatch.Dispatch, fr
 		if from == Origin(n.local) {
 			return dispatch.Errorf(dispatch.ErrBadDispatch, "a local BIND has nobody to deliver to: use Node.Bind")
 		}
-		if _, err := n.subscribe(ep, from, nil, 1); err != nil {
+		if _, err := n.subscribe(ep, from, nil, 1, false); err != nil {
 			return err
 		}
 	case dispatch.RELEASE:
@@ -151,8 +213,9 @@ func (n *Node) runHooks(ctx context.Context, d *dispatch.Dispatch, from Origin) 
 }
 
 // trigger delivers d to every matching subscription. When an answer is
-// wanted each gets its own triggering id, and the emitter (replyTo) is
-// told which ids to expect; with nothing triggered it is answered 404.
+// wanted each answering subscriber gets its own triggering id, and the
+// emitter (replyTo) is told which ids to expect; with nothing triggered it
+// is answered 404, with only fan-out sinks notified, 202.
 func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, replyTo Origin, want bool) {
 	matches := n.subs.match(d)
 	txid := d.TransactionID()
@@ -162,20 +225,34 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, replyTo Origin
 		}
 		return
 	}
-	var trigs []string
-	if want {
-		trigs = make([]string, len(matches))
-		for i := range matches {
-			trigs[i] = uuid.NewString()
-		}
-		n.announce(ctx, replyTo, txid, trigs)
-	}
 	depth, _ := ctx.Value(hookDepthKey{}).(int)
-	for i, m := range matches {
+	notification, _ := ctx.Value(notificationKey{}).(bool)
+	var trigs []string
+	var sinks map[Origin]bool
+	for _, m := range matches {
+		if f, ok := m.sub.owner.(Fanout); ok && m.sub.handler == nil && !m.sub.mirror {
+			if notification {
+				continue
+			}
+			// Notifications for a shared sink (a gossipsub topic) go out
+			// once, however many subscriptions feed it, and are not
+			// answered.
+			sink := f.Sink(m.sub.ep.Endpoint)
+			if sinks[sink] {
+				continue
+			}
+			if sinks == nil {
+				sinks = map[Origin]bool{}
+			}
+			sinks[sink] = true
+			n.enqueueOrDrop(ctx, m.sub, delivery{in: &Incoming{Dispatch: notificationCopy(d), Params: m.params, From: replyTo.ID()}, sink: sink, depth: depth}, replyTo, false)
+			continue
+		}
 		c := d
 		var trig string
 		if want {
-			trig = trigs[i]
+			trig = uuid.NewString()
+			trigs = append(trigs, trig)
 			cc := *d
 			cc.Token = append([]any{txid, trig}, d.Token[min(len(d.Token), 2):]...)
 			c = &cc
@@ -184,14 +261,40 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, replyTo Origin
 			}
 		}
 		dl := delivery{in: &Incoming{Dispatch: c, Params: m.params, From: replyTo.ID()}, replyTo: replyTo, txid: txid, trig: trig, depth: depth}
-		if !n.enqueue(m.sub, dl) {
-			m.sub.dropped.Add(1)
-			n.stats.dropped.Add(1)
-			n.log.Warn("subscriber queue full; dispatch dropped for it", "endpoint", m.sub.ep.Endpoint.String(), "owner", m.sub.owner.ID())
-			if want {
-				n.deliver(ctx, replyTo, dispatch.NewAnswer(503, txid, trig, jsonString("subscriber overloaded")))
-			}
-		}
+		n.enqueueOrDrop(ctx, m.sub, dl, replyTo, want)
+	}
+	if !want {
+		return
+	}
+	if len(trigs) == 0 {
+		body, _ := json.Marshal(map[string]int{"notified": len(sinks)})
+		n.deliver(ctx, replyTo, dispatch.NewAnswer(202, txid, "", body))
+		return
+	}
+	n.announce(ctx, replyTo, txid, trigs)
+}
+
+// notificationCopy strips the transaction id (token[0] becomes null) so
+// subscribers do not answer a notification; the rest of the token is the
+// application's and stays.
+func notificationCopy(d *dispatch.Dispatch) *dispatch.Dispatch {
+	if d.TransactionID() == "" {
+		return d
+	}
+	c := *d
+	c.Token = append([]any{nil}, d.Token[1:]...)
+	return &c
+}
+
+func (n *Node) enqueueOrDrop(ctx context.Context, s *subscription, dl delivery, replyTo Origin, want bool) {
+	if n.enqueue(s, dl) {
+		return
+	}
+	s.dropped.Add(1)
+	n.stats.dropped.Add(1)
+	n.log.Warn("subscriber queue full; dispatch dropped for it", "endpoint", s.ep.Endpoint.String(), "owner", s.owner.ID())
+	if want && dl.trig != "" {
+		n.deliver(ctx, replyTo, dispatch.NewAnswer(503, dl.txid, dl.trig, jsonString("subscriber overloaded")))
 	}
 }
 
@@ -271,7 +374,11 @@ func (n *Node) run(ctx context.Context, s *subscription, dl delivery) {
 	}
 	s.handled.Add(1)
 	if s.handler == nil {
-		if err := s.owner.Deliver(ctx, dl.in.Dispatch); err != nil {
+		to := s.owner
+		if dl.sink != nil {
+			to = dl.sink
+		}
+		if err := to.Deliver(ctx, dl.in.Dispatch); err != nil {
 			n.log.Info("delivery to subscriber failed", "owner", s.owner.ID(), "err", err)
 			if dl.trig != "" {
 				n.deliver(ctx, dl.replyTo, dispatch.NewAnswer(dispatch.Code(err), dl.txid, dl.trig, jsonString(err.Error())))
@@ -380,6 +487,11 @@ func (n *Node) routeAnswer(ctx context.Context, a *dispatch.Dispatch) {
 		}
 		tx.add(a)
 	case routed:
+		if code >= 100 && code < 200 {
+			if p, ok := r.to.(Provisional); !ok || !p.WantsProvisional() {
+				return
+			}
+		}
 		n.deliver(ctx, r.to, a)
 		return
 	default:

@@ -142,7 +142,7 @@ func (n *Node) closed() bool { return n.ctx.Err() != nil }
 // Handle binds a handler to ep; its return value answers every dispatch
 // that wants an answer. Handlers get up to 16 dispatches at once.
 func (n *Node) Handle(ep dispatch.Endpoint, h Handler) (*Subscription, error) {
-	return n.subscribe(ep, n.local, h, DefaultHandlerWorkers)
+	return n.subscribe(ep, n.local, h, DefaultHandlerWorkers, false)
 }
 
 // Bind binds an observer to ep. It receives matching dispatches one at a
@@ -151,7 +151,7 @@ func (n *Node) Bind(ep dispatch.Endpoint, fn func(ctx context.Context, in *Incom
 	return n.subscribe(ep, n.local, func(ctx context.Context, in *Incoming) (any, error) {
 		fn(ctx, in)
 		return nil, nil
-	}, 1)
+	}, 1, false)
 }
 
 // Release removes a subscription made with Handle or Bind. Releasing one
@@ -172,7 +172,7 @@ func (s *Subscription) Endpoint() dispatch.Endpoint { return s.s.ep.Endpoint }
 // Dropped counts dispatches dropped because the queue was full.
 func (s *Subscription) Dropped() uint64 { return s.s.dropped.Load() }
 
-func (n *Node) subscribe(ep dispatch.Endpoint, owner Origin, h Handler, workers int) (*Subscription, error) {
+func (n *Node) subscribe(ep dispatch.Endpoint, owner Origin, h Handler, workers int, mirror bool) (*Subscription, error) {
 	if n.closed() {
 		return nil, ErrClosed
 	}
@@ -187,6 +187,7 @@ func (n *Node) subscribe(ep dispatch.Endpoint, owner Origin, h Handler, workers 
 		handler: h,
 		queue:   make(chan delivery, n.cfg.queueLen),
 		max:     workers,
+		mirror:  mirror,
 	}
 	n.subs.add(s)
 	if owner != Origin(n.local) {

@@ -30,6 +30,16 @@ type Provisional interface {
 	WantsProvisional() bool
 }
 
+// Fanout is implemented by origins whose subscriptions share sinks. A
+// dispatch that matches several subscriptions with the same sink is
+// delivered to the sink once, as a notification: it is not answered and
+// not counted among the answers the emitter waits for. The mesh uses it so
+// one gossipsub publish reaches every subscriber of a topic.
+type Fanout interface {
+	Origin
+	Sink(ep dispatch.Endpoint) Origin
+}
+
 // localOrigin stands for the application using the Go API: answers for
 // its transactions go to the transaction table.
 type localOrigin struct{ n *Node }

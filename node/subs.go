@@ -16,6 +16,7 @@ type subscription struct {
 	handler Handler // nil when dispatches are delivered to owner
 	queue   chan delivery
 	max     int
+	mirror  bool // made here for a BIND forwarded elsewhere
 
 	mu       sync.Mutex
 	running  int
@@ -29,7 +30,8 @@ type delivery struct {
 	replyTo Origin
 	txid    string
 	trig    string
-	depth   int // BIND/RELEASE hook nesting of what caused it
+	depth   int    // BIND/RELEASE hook nesting of what caused it
+	sink    Origin // set for fan-out notifications
 }
 
 // table indexes subscriptions by method pattern, then by the literal

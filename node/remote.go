@@ -1,0 +1,189 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+)
+
+// RemoteBinding is a subscription made on another engine with BindAt.
+type RemoteBinding struct {
+	n    *Node
+	o    *callbackOrigin
+	host []dispatch.Host
+	ep   dispatch.Endpoint
+	once sync.Once
+}
+
+// BindAt binds fn to ep on the engine named by host (a host chain, as in
+// a dispatch). It returns once that engine accepted the BIND, or with its
+// refusal (404 for a host that does not resolve, 502 with no mesh).
+// Dispatches arrive one at a time, in order, from a queue of the engine's
+// queue length; fn must not block for long. Release, or closing the Node,
+// ends the binding.
+func (n *Node) BindAt(ctx context.Context, host []dispatch.Host, ep dispatch.Endpoint, fn func(ctx context.Context, in *Incoming)) (*RemoteBinding, error) {
+	if n.closed() {
+		return nil, ErrClosed
+	}
+	if len(n.trimLocal(host)) == 0 {
+		return nil, dispatch.Errorf(dispatch.ErrBadDispatch, "BindAt needs a remote host; use Bind for local bindings")
+	}
+	c, err := dispatch.CompileEndpoint(ep)
+	if err != nil {
+		return nil, err
+	}
+	o := &callbackOrigin{
+		id:      "bind:" + uuid.NewString()[:8],
+		n:       n,
+		ep:      c,
+		fn:      fn,
+		queue:   make(chan *dispatch.Dispatch, n.cfg.queueLen),
+		done:    make(chan struct{}),
+		answers: map[string]chan *dispatch.Dispatch{},
+	}
+	n.wg.Add(1)
+	go o.run()
+	rb := &RemoteBinding{n: n, o: o, host: host, ep: c.Endpoint}
+	if err := o.exchange(ctx, dispatch.BIND, host, c.Endpoint); err != nil {
+		o.close()
+		return nil, err
+	}
+	return rb, nil
+}
+
+// Release sends the RELEASE and stops deliveries. Deliveries stop even if
+// the remote engine cannot be reached; its binding then ends when this
+// engine departs.
+func (r *RemoteBinding) Release(ctx context.Context) error {
+	var err error
+	r.once.Do(func() {
+		err = r.o.exchange(ctx, dispatch.RELEASE, r.host, r.ep)
+		r.o.close()
+	})
+	return err
+}
+
+// Dropped counts dispatches dropped because fn did not keep up.
+func (r *RemoteBinding) Dropped() uint64 { return r.o.dropped.Load() }
+
+// callbackOrigin is the origin of a remote binding made from the Go API:
+// the remote engine's events and answers come back to it.
+type callbackOrigin struct {
+	id    string
+	n     *Node
+	ep    *dispatch.CompiledEndpoint
+	fn    func(context.Context, *Incoming)
+	queue chan *dispatch.Dispatch
+	done  chan struct{}
+	once  sync.Once
+
+	mu      sync.Mutex
+	answers map[string]chan *dispatch.Dispatch
+	dropped atomic.Uint64
+}
+
+func (o *callbackOrigin) ID() string            { return o.id }
+func (o *callbackOrigin) Done() <-chan struct{} { return o.done }
+func (o *callbackOrigin) close()                { o.once.Do(func() { close(o.done) }) }
+
+func (o *callbackOrigin) Deliver(ctx context.Context, d *dispatch.Dispatch) error {
+	switch d.Kind() {
+	case dispatch.Answer, dispatch.Exception:
+		o.mu.Lock()
+		ch := o.answers[d.TransactionID()]
+		o.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- d:
+			default:
+			}
+		}
+		return nil
+	}
+	select {
+	case <-o.done:
+		return nil
+	default:
+	}
+	select {
+	case o.queue <- d:
+		return nil
+	default:
+		o.dropped.Add(1)
+		return dispatch.Errorf(dispatch.ErrUnavailable, "remote binding %s is not keeping up", o.id)
+	}
+}
+
+func (o *callbackOrigin) run() {
+	defer o.n.wg.Done()
+	for {
+		select {
+		case d := <-o.queue:
+			// The remote engine's topic carries what matches its
+			// endpoint; check the exact pattern here too, since a
+			// publisher is not to be trusted with that.
+			params, ok := o.ep.Match(d)
+			if !ok {
+				o.n.log.Debug("dropped event that does not match the binding", "binding", o.ep.Endpoint.String())
+				continue
+			}
+			o.fn(o.n.ctx, &Incoming{Dispatch: d, Params: params, From: o.id})
+		case <-o.done:
+			return
+		case <-o.n.ctx.Done():
+			return
+		}
+	}
+}
+
+// exchange sends a BIND or RELEASE through the engine with this origin
+// and waits for its answer.
+func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dispatch.Host, ep dispatch.Endpoint) error {
+	d := dispatch.NewSubscription(method, ep)
+	d.Host = append([]dispatch.Host(nil), host...)
+	txid := uuid.NewString()
+	d.Token = []any{txid}
+	ch := make(chan *dispatch.Dispatch, 4)
+	o.mu.Lock()
+	o.answers[txid] = ch
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		delete(o.answers, txid)
+		o.mu.Unlock()
+	}()
+	if err := o.n.dispatch(ctx, d, o, true); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.n.cfg.answerTimeout)
+	defer cancel()
+	for {
+		select {
+		case a := <-ch:
+			code := 0
+			msg := ""
+			if a.Exception != nil {
+				code, msg = a.Exception.Code, a.Exception.Message
+			} else {
+				code, _, _, _ = a.AnswerInfo()
+				msg = string(a.Body)
+			}
+			if code >= 100 && code < 200 {
+				continue
+			}
+			if code >= 300 {
+				return &dispatch.CodeError{Code: code, Message: fmt.Sprintf("%s %s refused: %s", method, ep, msg)}
+			}
+			return nil
+		case <-ctx.Done():
+			return dispatch.Errorf(dispatch.ErrTimeout, "%s %s: no answer: %v", method, ep, ctx.Err())
+		case <-o.n.ctx.Done():
+			return ErrClosed
+		}
+	}
+}

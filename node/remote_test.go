@@ -1,0 +1,159 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+)
+
+// link is the in-process stand-in for a transport between two engines:
+// what one forwards, the other receives from an origin that delivers back.
+type link struct {
+	self, peer *Node
+	id         string
+	done       chan struct{}
+}
+
+func (l *link) ID() string             { return l.id }
+func (l *link) Done() <-chan struct{}  { return l.done }
+func (l *link) WantsProvisional() bool { return true }
+func (l *link) Deliver(ctx context.Context, d *dispatch.Dispatch) error {
+	// Delivered on self's side means: send to the peer, who receives it
+	// from the link pointing back at self.
+	l.peer.Receive(ctx, l.back(), d)
+	return nil
+}
+
+var links = map[*Node]map[*Node]*link{}
+
+func (l *link) back() *link { return links[l.peer][l.self] }
+
+func connect(a, b *Node) {
+	mk := func(self, peer *Node) *link {
+		if links[self] == nil {
+			links[self] = map[*Node]*link{}
+		}
+		l := &link{self: self, peer: peer, id: peer.ID(), done: make(chan struct{})}
+		links[self][peer] = l
+		return l
+	}
+	mk(a, b)
+	mk(b, a)
+}
+
+func linkedPair(t *testing.T) (a, b *Node) {
+	var aRef, bRef *Node
+	fwd := func(self **Node, other **Node) Forwarder {
+		return forwarderFunc(func(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, from Origin) error {
+			if to.Name != (*other).ID() {
+				return dispatch.Errorf(dispatch.ErrNotFound, "no host %s", to)
+			}
+			(*other).Receive(ctx, links[*other][*self], d)
+			_ = from
+			return nil
+		})
+	}
+	aRef = newNode(t, WithID("A"), WithForwarder(fwd(&aRef, &bRef)))
+	bRef = newNode(t, WithID("B"), WithForwarder(fwd(&bRef, &aRef)))
+	connect(aRef, bRef)
+	return aRef, bRef
+}
+
+func TestRequestAcrossEngines(t *testing.T) {
+	a, b := linkedPair(t)
+	b.Handle(ep("GET", "svc"), func(context.Context, *Incoming) (any, error) { return "from B", nil })
+	b.Handle(ep("GET", "svc"), func(context.Context, *Incoming) (any, error) { return "also B", nil })
+	d := dispatch.New("GET", "svc")
+	d.Host = []dispatch.Host{{Name: "B"}}
+	as := collectAll(t, must(a.Request(context.Background(), d)))
+	if len(as) != 2 || answerCode(t, as[0]) != 200 || answerCode(t, as[1]) != 200 {
+		t.Fatalf("answers = %v", as)
+	}
+	d.Host = []dispatch.Host{{Name: "nowhere"}}
+	as = collectAll(t, must(a.Request(context.Background(), d)))
+	if len(as) != 1 || answerCode(t, as[0]) != 404 {
+		t.Fatalf("answers = %v", as)
+	}
+}
+
+func TestBindAtAcrossEngines(t *testing.T) {
+	a, b := linkedPair(t)
+	got := make(chan *Incoming, 8)
+	rb, err := a.BindAt(context.Background(), []dispatch.Host{{Name: "B"}}, ep("POST", "news", ":topic"), func(ctx context.Context, in *Incoming) {
+		got <- in
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Send(context.Background(), dispatch.New("POST", "news", "go"))
+	select {
+	case in := <-got:
+		if in.Params["topic"] != "go" {
+			t.Fatalf("params = %v", in.Params)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("event not delivered to the remote binding")
+	}
+	if err := rb.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "binding released on B", func() bool {
+		for _, s := range b.Subscriptions() {
+			if s.Owner == "A" {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := a.BindAt(context.Background(), []dispatch.Host{{Name: "nowhere"}}, ep("POST", "x"), func(context.Context, *Incoming) {}); dispatch.Code(err) != 404 {
+		t.Fatalf("bind to unknown host: %v", err)
+	}
+}
+
+// fanOrigin stands for peers whose subscriptions share one sink.
+type fanOrigin struct {
+	*chanOrigin
+	sink *chanOrigin
+}
+
+func (f fanOrigin) Sink(dispatch.Endpoint) Origin { return f.sink }
+
+func TestFanoutDeliversOncePerSink(t *testing.T) {
+	n := newNode(t)
+	sink := newChanOrigin("topic")
+	var peers []fanOrigin
+	for _, id := range []string{"p1", "p2", "p3"} {
+		p := fanOrigin{newChanOrigin(id), sink}
+		peers = append(peers, p)
+		n.Receive(context.Background(), p, dispatch.NewSubscription("BIND", ep("POST", "feed")))
+	}
+	req := dispatch.New("POST", "feed")
+	req.Token = []any{"tx"}
+	emitter := newChanOrigin("emitter")
+	n.Receive(context.Background(), emitter, req)
+	if got := sink.next(t); got.Method != "POST" {
+		t.Fatalf("sink got %s", got)
+	}
+	// Notified, not asked: the emitter learns nobody will answer.
+	if a := emitter.next(t); answerCode(t, a) != 202 || !strings.Contains(string(a.Body), `"notified":1`) {
+		t.Fatalf("emitter got %s", a)
+	}
+	var extra atomic.Int32
+	select {
+	case d := <-sink.got:
+		extra.Add(1)
+		t.Fatalf("sink got a second copy: %s", d)
+	default:
+	}
+	for _, p := range peers {
+		select {
+		case d := <-p.got:
+			t.Fatalf("%s got its own copy: %s", p.id, d)
+		default:
+		}
+	}
+}
