@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// Exit statuses shared by all commands.
+const (
+	exitOK          = 0   // success: valid, matched, done
+	exitFail        = 1   // a negative answer: invalid dispatch, no match
+	exitUsage       = 2   // bad flags or arguments, unreadable input
+	exitInterrupted = 130 // Ctrl-C, as shells report SIGINT
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise the module version from the build info is shown.
+var version = ""
+
+// runFunc runs one command. args are the arguments after the command
+// name; the function returns the exit status. Commands must not touch
+// os.Stdin/os.Stdout/os.Stderr or call os.Exit, so tests can run them
+// in-process, and must return when ctx is cancelled (Ctrl-C).
+type runFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+// command is one entry of the subcommand table.
+type command struct {
+	name    string
+	summary string // one line for "jstp-peer help"
+	run     runFunc
+}
+
+// commands is the subcommand table, listed by "jstp-peer help" in this
+// order. A new command is one more entry here and one more file. It is
+// filled in init because "help" reads the table itself.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"check", "validate one dispatch and print it as normalised JSON", runCheck},
+		{"match", "tell whether an endpoint pattern matches a dispatch", runMatch},
+		{"fmt", "convert a dispatch between JSON, URL and HTTP-like notations", runFmt},
+		{"version", "print the version", runVersion},
+		{"help", "show help for jstp-peer or one command", runHelp},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to the command named by args[0].
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	case "-version", "--version":
+		name = "version"
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "jstp-peer: unknown command %q\n\n", name)
+		usage(stderr)
+		return exitUsage
+	}
+	return c.run(ctx, args[1:], stdin, stdout, stderr)
+}
+
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `jstp-peer is a peer of a JSTP mesh: every peer is both client and server,
+and JSTP dispatches (small JSON messages: method, resource, host chain, body)
+travel between peers.
+
+Usage:
+  jstp-peer COMMAND [flags] [arguments]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run "jstp-peer help COMMAND" (or "jstp-peer COMMAND -h") for a command's
+flags and examples. Flags may be written -flag or --flag.
+
+Examples:
+  jstp-peer check dispatch.json
+  echo 'jstp://pizza.com.ar/foods/pizza' | jstp-peer check
+  jstp-peer fmt --to http dispatch.json
+`)
+}
+
+func runHelp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stdout)
+		return exitOK
+	}
+	c := lookup(args[0])
+	if c == nil || c.name == "help" {
+		if c == nil {
+			fmt.Fprintf(stderr, "jstp-peer help: unknown command %q\n\n", args[0])
+			usage(stderr)
+			return exitUsage
+		}
+		usage(stdout)
+		return exitOK
+	}
+	return c.run(ctx, []string{"-h"}, stdin, stdout, stderr)
+}
+
+func runVersion(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version", "jstp-peer version", "Print the version of this binary and of the Go toolchain that built it.", "")
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	v := version
+	if v == "" {
+		v = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+	}
+	fmt.Fprintf(stdout, "jstp-peer %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
+
+// newFlagSet returns a flag set whose -h output is the usage line, the
+// description, the flags and the examples, in that order.
+func newFlagSet(name, usageLine, description, examples string) *flag.FlagSet {
+	fs := flag.NewFlagSet("jstp-peer "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n\n%s\n", usageLine, description)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprint(w, "\nFlags:\n")
+			printFlags(w, fs)
+		}
+		if examples != "" {
+			fmt.Fprintf(w, "\nExamples:\n%s", examples)
+		}
+	}
+	return fs
+}
+
+// printFlags is flag.PrintDefaults with the "--name" spelling the
+// examples and docs use (the flag package accepts both).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, help := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		help = strings.ReplaceAll(help, "\n", "\n      ")
+		fmt.Fprintf(w, "%s\n      %s", line, help)
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// parseFlags parses args with fs. Help goes to stdout (so it can be paged)
+// and exits 0; a flag error goes to stderr with the usage and exits 2.
+// When ok is false the caller returns code.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		return exitOK, true
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = stdout.Write(out.Bytes())
+		return exitOK, false
+	default:
+		_, _ = stderr.Write(out.Bytes())
+		return exitUsage, false
+	}
+}
+
+// usageError reports a wrong use of a command: the message, then the
+// command's usage, on stderr.
+func usageError(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) int {
+	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.SetOutput(stderr)
+	fs.Usage()
+	return exitUsage
+}
+
+// readInput reads the file named by arg, or stdin for "" and "-". It reads
+// at most limit+1 bytes, so an endless stream costs no more than the limit
+// and the parser still sees that the input was too large.
+//
+// main turns Ctrl-C into ctx's cancellation, which a read from a terminal
+// would not notice, so the read runs in a goroutine and readInput returns
+// ctx.Err() on cancellation. That goroutine may stay blocked on stdin; the
+// process exits right after, and no read can be interrupted anyway.
+func readInput(ctx context.Context, arg string, stdin io.Reader, limit int) ([]byte, error) {
+	r := stdin
+	if arg != "" && arg != "-" {
+		f, err := os.Open(arg)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		done <- result{data, err}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			return nil, fmt.Errorf("reading %s: %w", inputName(arg), res.err)
+		}
+		return res.data, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("reading %s: %w", inputName(arg), ctx.Err())
+	}
+}
+
+// inputFailure reports an input that could not be read and returns the
+// exit status: 130 when the user interrupted, 2 otherwise.
+func inputFailure(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "jstp-peer %s: %v\n", cmd, err)
+	if errors.Is(err, context.Canceled) {
+		return exitInterrupted
+	}
+	return exitUsage
+}
+
+func inputName(arg string) string {
+	if arg == "" || arg == "-" {
+		return "standard input"
+	}
+	return arg
+}
