@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -76,6 +77,9 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, from Origin, 
 		if n.cfg.forwarder == nil {
 			return dispatch.Errorf(dispatch.ErrNotGateway, "no route to %s: this engine is not connected to a mesh", rest[0])
 		}
+		if err := n.countHop(d); err != nil {
+			return err
+		}
 		to := rest[0]
 		d.Host = rest[1:]
 		if len(d.Host) == 0 {
@@ -85,6 +89,9 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, from Origin, 
 		if wantsAnswer(d) && from != Origin(n.local) {
 			// Answers come back through this engine: remember who asked.
 			n.addRoute(d.TransactionID(), from)
+			if !provisional(from) {
+				n.watchAnswers(from, d.TransactionID(), nil)
+			}
 		}
 		undo, err := n.mirrorSubscription(d, from)
 		if err != nil {
@@ -98,6 +105,27 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, from Origin, 
 	}
 	d.Host = nil
 	return n.process(ctx, d, from)
+}
+
+// HopsHeader counts the gateways a dispatch has crossed. It is a routing
+// header, like the host chain: gateways change it, signatures leave it out.
+const HopsHeader = "hops"
+
+func (n *Node) countHop(d *dispatch.Dispatch) error {
+	hops := 0
+	if raw, ok := d.Extra[HopsHeader]; ok {
+		if err := json.Unmarshal(raw, &hops); err != nil || hops < 0 {
+			return dispatch.Errorf(dispatch.ErrBadDispatch, "header %q must be a non-negative integer", HopsHeader)
+		}
+	}
+	if hops >= n.cfg.maxHops {
+		return dispatch.Errorf(dispatch.ErrLoop, "crossed %d gateways, the limit", hops)
+	}
+	if d.Extra == nil {
+		d.Extra = map[string]json.RawMessage{}
+	}
+	d.Extra[HopsHeader] = json.RawMessage(strconv.Itoa(hops + 1))
+	return nil
 }
 
 // mirrorSubscription makes a forwarded BIND also bind its origin here:
@@ -116,6 +144,11 @@ func (n *Node) mirrorSubscription(d *dispatch.Dispatch, from Origin) (undo func(
 	}
 	switch d.Method {
 	case dispatch.BIND:
+		for _, s := range n.subs.find(from, *d.Endpoint) {
+			if s.mirror {
+				return undo, nil // bound already; binding twice would deliver twice
+			}
+		}
 		// A mirror delivers straight to its origin, never to a fan-out
 		// sink: a gateway passes events on to the one peer that bound
 		// through it.
@@ -164,6 +197,11 @@ func (n *Node) process(ctx context.Context, d *dispatch.Dispatch, from Origin) e
 	}
 	n.trigger(ctx, d, from, wantsAnswer(d))
 	return nil
+}
+
+func provisional(o Origin) bool {
+	p, ok := o.(Provisional)
+	return ok && p.WantsProvisional()
 }
 
 func wantsAnswer(d *dispatch.Dispatch) bool {
@@ -309,7 +347,8 @@ func (n *Node) announce(ctx context.Context, to Origin, txid string, trigs []str
 		}
 		return
 	}
-	if p, ok := to.(Provisional); !ok || !p.WantsProvisional() {
+	if !provisional(to) {
+		n.watchAnswers(to, txid, trigs)
 		return
 	}
 	body, _ := json.Marshal(map[string]any{"triggered": trigs})
@@ -430,6 +469,9 @@ func marshalBody(body any) (json.RawMessage, error) {
 // deliver sends d to an origin, logging failures: the origin is gone or
 // congested, and there is nobody else to tell.
 func (n *Node) deliver(ctx context.Context, to Origin, d *dispatch.Dispatch) {
+	if d.Kind() == dispatch.Answer {
+		n.answered(d)
+	}
 	if err := to.Deliver(ctx, d); err != nil {
 		n.log.Debug("could not deliver", "to", to.ID(), "err", err)
 	}
@@ -487,10 +529,15 @@ func (n *Node) routeAnswer(ctx context.Context, a *dispatch.Dispatch) {
 		}
 		tx.add(a)
 	case routed:
-		if code >= 100 && code < 200 {
-			if p, ok := r.to.(Provisional); !ok || !p.WantsProvisional() {
-				return
+		if code >= 100 && code < 200 && !provisional(r.to) {
+			// The emitter cannot take the list: keep its 504s here.
+			var p struct {
+				Triggered []string `json:"triggered"`
 			}
+			if json.Unmarshal(a.Body, &p) == nil {
+				n.watchAnswers(r.to, txid, p.Triggered)
+			}
+			return
 		}
 		n.deliver(ctx, r.to, a)
 		return

@@ -66,9 +66,10 @@ type Node struct {
 
 	mu      sync.Mutex
 	txs     map[string]*transaction
-	routes  map[string]route     // txid → emitter elsewhere
-	origins map[Origin]*struct{} // origins with subscriptions, watched
-	hooks   atomic.Int64         // hook deliveries suppressed by the loop guard
+	routes  map[string]route        // txid → emitter elsewhere
+	watches map[string]*answerWatch // txid → a classic emitter's 504s
+	origins map[Origin]*struct{}    // origins with subscriptions, watched
+	hooks   atomic.Int64            // hook deliveries suppressed by the loop guard
 	stats   struct{ received, forwarded, answered, dropped atomic.Uint64 }
 }
 
@@ -85,6 +86,7 @@ func New(opts ...Option) (*Node, error) {
 	cfg := config{
 		answerTimeout: DefaultAnswerTimeout,
 		queueLen:      DefaultQueueLen,
+		maxHops:       DefaultMaxHops,
 		localNames:    map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, "[::1]": true, "local": true},
 		now:           time.Now,
 	}
@@ -114,6 +116,7 @@ func New(opts ...Option) (*Node, error) {
 		cancel:  cancel,
 		txs:     map[string]*transaction{},
 		routes:  map[string]route{},
+		watches: map[string]*answerWatch{},
 		origins: map[Origin]*struct{}{},
 	}
 	n.local = localOrigin{n}
@@ -132,6 +135,7 @@ func (n *Node) ID() string { return n.cfg.id }
 func (n *Node) Close() error {
 	n.once.Do(func() {
 		n.cancel()
+		n.stopWatches()
 		n.wg.Wait()
 	})
 	return nil

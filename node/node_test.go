@@ -464,3 +464,26 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+func TestHopLimit(t *testing.T) {
+	var forwarded *dispatch.Dispatch
+	n := newNode(t, WithMaxHops(2), WithForwarder(forwarderFunc(func(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, from Origin) error {
+		forwarded = d
+		return nil
+	})))
+	o := newChanOrigin("peer")
+	d := dispatch.New("GET", "x")
+	d.Host = []dispatch.Host{{Name: "elsewhere"}}
+	d.Token = []any{"tx"}
+	n.Receive(context.Background(), o, d)
+	if forwarded == nil || string(forwarded.Extra[HopsHeader]) != "1" {
+		t.Fatalf("forwarded = %v", forwarded)
+	}
+	d2 := forwarded.Clone()
+	d2.Host = []dispatch.Host{{Name: "elsewhere"}}
+	d2.Extra[HopsHeader] = json.RawMessage("2")
+	n.Receive(context.Background(), o, d2)
+	if a := o.next(t); answerCode(t, a) != 508 {
+		t.Fatalf("got %s, want 508", a)
+	}
+}

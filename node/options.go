@@ -20,6 +20,10 @@ const (
 	DefaultAnswerTimeout = 10 * time.Second
 	// DefaultQueueLen bounds each subscription's queue.
 	DefaultQueueLen = 1024
+	// DefaultMaxHops is how many gateways a dispatch may cross before it
+	// is answered 508: host chains shrink at every hop, but name
+	// resolution and classic engines can send a dispatch round in a loop.
+	DefaultMaxHops = 16
 	// DefaultHandlerWorkers is how many dispatches a Handle subscription
 	// processes at once; Bind subscriptions use one, to keep order.
 	DefaultHandlerWorkers = 16
@@ -46,6 +50,7 @@ type config struct {
 	localNames    map[string]bool
 	isLocal       func(dispatch.Host) bool
 	now           func() time.Time
+	maxHops       int
 }
 
 // Option configures a Node.
@@ -92,3 +97,8 @@ func WithLocalNames(names ...string) Option {
 // WithLocalHost adds a test for host elements that mean this engine, for
 // forms names cannot express (a gateway's own [host, port, transport]).
 func WithLocalHost(f func(dispatch.Host) bool) Option { return func(c *config) { c.isLocal = f } }
+
+// WithMaxHops sets how many gateways a dispatch may cross (default 16).
+// Each forward increments the dispatch's "hops" header; one that arrives
+// with the limit reached is answered 508 instead of forwarded.
+func WithMaxHops(n int) Option { return func(c *config) { c.maxHops = n } }
