@@ -1,0 +1,643 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/amino"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+)
+
+// NameKeyPrefix is prepended to a service name before hashing it into the
+// name's CID. It keeps name keys apart from anything else stored in the
+// DHT, such as gossipsub's topic advertisements.
+const NameKeyPrefix = "/jstp/name/"
+
+// Defaults of the NamesConfig fields left zero.
+const (
+	// DefaultReprovideInterval is how often a provided name is announced
+	// again: amino's 22 hours, well inside the 48 hours
+	// (amino.DefaultProvideValidity) a provider record lives.
+	DefaultReprovideInterval = amino.DefaultReprovideInterval
+	// DefaultRetryInterval is how soon a failed announcement is retried,
+	// for example one made before the peer had joined the mesh.
+	DefaultRetryInterval = time.Minute
+	// DefaultProvideTimeout bounds one announcement (a DHT walk to the
+	// closest peers, then a put to each).
+	DefaultProvideTimeout = time.Minute
+	// DefaultCacheTTL is how long a resolution that found providers is
+	// served from the cache.
+	DefaultCacheTTL = time.Minute
+	// DefaultNegativeTTL is how long a resolution that found no provider
+	// is served from the cache; short, so that a name announced a moment
+	// later is soon seen.
+	DefaultNegativeTTL = 5 * time.Second
+	// DefaultLookupTimeout bounds one DHT lookup.
+	DefaultLookupTimeout = 10 * time.Second
+	// DefaultMaxProviders is how many providers a lookup collects before
+	// it stops: the DHT's bucket size, plenty of replicas to choose from.
+	DefaultMaxProviders = amino.DefaultBucketSize
+	// DefaultMaxCacheEntries bounds the resolution cache.
+	DefaultMaxCacheEntries = 4096
+)
+
+// ErrNamesClosed is returned by Names methods called after Close.
+var ErrNamesClosed = errors.New("routing: names closed")
+
+// NameCID returns the CID under which providers of a service name are
+// recorded in the DHT: a CIDv1, raw codec, of the SHA-256 multihash of
+// NameKeyPrefix+name. Every peer computes the same CID for the same name.
+func NameCID(name string) (cid.Cid, error) {
+	if name == "" {
+		return cid.Undef, errors.New("routing: empty service name")
+	}
+	mh, err := multihash.Sum([]byte(NameKeyPrefix+name), multihash.SHA2_256, -1)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("routing: hash name %q: %w", name, err)
+	}
+	return cid.NewCidV1(cid.Raw, mh), nil
+}
+
+// NamesConfig configures NewNames. Zero values take the documented
+// defaults.
+type NamesConfig struct {
+	// ReprovideInterval is how often each provided name is announced
+	// again. Default: DefaultReprovideInterval (22 h).
+	ReprovideInterval time.Duration
+	// RetryInterval is how soon a failed announcement is retried.
+	// Default: DefaultRetryInterval (1 min).
+	RetryInterval time.Duration
+	// ProvideTimeout bounds each announcement. Default:
+	// DefaultProvideTimeout (1 min).
+	ProvideTimeout time.Duration
+	// CacheTTL is how long found providers are served from the cache.
+	// An entry used after half its TTL is refreshed in the background.
+	// Default: DefaultCacheTTL (1 min).
+	CacheTTL time.Duration
+	// NegativeTTL is how long "no provider" is served from the cache.
+	// Default: DefaultNegativeTTL (5 s).
+	NegativeTTL time.Duration
+	// LookupTimeout bounds each DHT lookup (Resolve and ResolvePeer).
+	// Default: DefaultLookupTimeout (10 s).
+	LookupTimeout time.Duration
+	// MaxProviders is how many providers a lookup collects at most.
+	// Default: DefaultMaxProviders (20).
+	MaxProviders int
+	// MaxCacheEntries bounds the number of cached names; past it expired
+	// entries go first, then arbitrary ones. Default:
+	// DefaultMaxCacheEntries (4096).
+	MaxCacheEntries int
+	// Logger receives the logs, tagged component=routing. Default:
+	// slog.Default().
+	Logger *slog.Logger
+
+	// now is the clock the cache reads; tests replace it.
+	now func() time.Time
+}
+
+func (c *NamesConfig) applyDefaults() {
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	setDur(&c.ReprovideInterval, DefaultReprovideInterval)
+	setDur(&c.RetryInterval, DefaultRetryInterval)
+	setDur(&c.ProvideTimeout, DefaultProvideTimeout)
+	setDur(&c.CacheTTL, DefaultCacheTTL)
+	setDur(&c.NegativeTTL, DefaultNegativeTTL)
+	setDur(&c.LookupTimeout, DefaultLookupTimeout)
+	if c.MaxProviders <= 0 {
+		c.MaxProviders = DefaultMaxProviders
+	}
+	if c.MaxCacheEntries <= 0 {
+		c.MaxCacheEntries = DefaultMaxCacheEntries
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+}
+
+// NamesStats counts what Names did, for tests, logs and the CLI.
+type NamesStats struct {
+	// Lookups is the number of DHT provider lookups started, background
+	// refreshes included.
+	Lookups uint64
+	// Refreshes is the number of those lookups started in the background
+	// to refresh a cached entry.
+	Refreshes uint64
+	// CacheHits and NegativeHits count resolutions answered from the
+	// cache with providers and with "not found".
+	CacheHits, NegativeHits uint64
+	// Announcements counts provider announcements made (first ones and
+	// re-announcements, failed ones included).
+	Announcements uint64
+	// Provided and Cached are the current number of provided names and
+	// of cached resolutions.
+	Provided, Cached int
+}
+
+// Names provides and resolves service names through the DHT. Its methods
+// are safe for concurrent use. It owns one goroutine that re-announces
+// provided names, plus one per lookup in flight; Close stops them all.
+type Names struct {
+	dht  *dht.IpfsDHT
+	self peer.ID
+	cfg  NamesConfig
+	log  *slog.Logger
+
+	ctx    context.Context // ends at Close; parent of every lookup
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // wakes the re-announce loop when names change
+	once   sync.Once
+
+	mu       sync.Mutex
+	closed   bool
+	provided map[string]*provision
+	cache    map[string]*cacheEntry
+	flights  map[string]*flight
+
+	lookups, refreshes, hits, negHits, announcements atomic.Uint64
+}
+
+// provision is the announcement schedule of one provided name.
+type provision struct {
+	next time.Time // when the name is due for announcement
+}
+
+// cacheEntry is one cached resolution; providers is nil when negative.
+type cacheEntry struct {
+	providers []peer.AddrInfo
+	at        time.Time
+	negative  bool
+}
+
+// flight is a lookup in progress; everyone resolving the name meanwhile
+// waits for it rather than starting another (no thundering herd).
+type flight struct {
+	done      chan struct{}
+	providers []peer.AddrInfo
+	err       error
+}
+
+// NewNames returns a Names that provides and resolves through d (the
+// mesh's DHT, see mesh.Host.DHT; not nil) on behalf of the peer that owns
+// d, which must outlive the Names. It
+// starts the re-announce goroutine; call Close to stop it.
+func NewNames(d *dht.IpfsDHT, cfg NamesConfig) *Names {
+	cfg.applyDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Names{
+		dht:      d,
+		self:     d.PeerID(),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "routing"),
+		ctx:      ctx,
+		cancel:   cancel,
+		kick:     make(chan struct{}, 1),
+		provided: make(map[string]*provision),
+		cache:    make(map[string]*cacheEntry),
+		flights:  make(map[string]*flight),
+	}
+	n.wg.Go(n.reprovideLoop)
+	return n
+}
+
+// Close stops re-announcing and every lookup in flight, and waits for the
+// goroutines to end. Provider records already in the DHT stay there until
+// they expire (48 h). Close is idempotent.
+func (n *Names) Close() error {
+	n.once.Do(func() {
+		n.mu.Lock()
+		n.closed = true // no goroutine starts after this
+		n.mu.Unlock()
+		n.cancel()
+		n.wg.Wait()
+	})
+	return nil
+}
+
+// Provide announces through the DHT that this peer provides name, and
+// keeps announcing it every ReprovideInterval until Unprovide or Close.
+// It blocks for the first announcement (bounded by ctx and
+// ProvideTimeout) and returns its error; the name is remembered even when
+// that announcement fails, for example before the peer has joined the
+// mesh, and the announcement is then retried every RetryInterval.
+// Providing a name again announces it again at once.
+func (n *Names) Provide(ctx context.Context, name string) error {
+	key, err := NameCID(name)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrNamesClosed
+	}
+	p := &provision{next: n.cfg.now().Add(n.cfg.ReprovideInterval)}
+	n.provided[name] = p
+	// Our own resolutions must see the change at once.
+	delete(n.cache, name)
+	n.mu.Unlock()
+
+	err = n.announce(ctx, name, key, p)
+	n.wakeLoop()
+	if errors.Is(err, ErrNamesClosed) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("routing: provide %q (will retry in %v): %w", name, n.cfg.RetryInterval, err)
+	}
+	n.log.Debug("name provided", "name", name)
+	return nil
+}
+
+// Unprovide stops announcing name. Provider records already in the DHT are
+// not withdrawn (the DHT has no way to): they expire by themselves within
+// 48 hours, and until then other peers may still resolve the name to this
+// peer, which then answers that nothing is bound there. This peer's own
+// Resolve stops listing itself at once.
+func (n *Names) Unprovide(name string) {
+	n.mu.Lock()
+	delete(n.provided, name)
+	delete(n.cache, name)
+	n.mu.Unlock()
+}
+
+// Provided returns the names this peer provides, sorted.
+func (n *Names) Provided() []string {
+	n.mu.Lock()
+	names := make([]string, 0, len(n.provided))
+	for name := range n.provided {
+		names = append(names, name)
+	}
+	n.mu.Unlock()
+	slices.Sort(names)
+	return names
+}
+
+// announce puts one provider record for name and schedules the next one.
+// p is the provision the announcement belongs to; if the name was
+// unprovided (or provided anew) meanwhile, the schedule is left alone.
+func (n *Names) announce(ctx context.Context, name string, key cid.Cid, p *provision) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProvideTimeout)
+	defer cancel()
+	// Close must not wait for a caller's long announcement.
+	stop := context.AfterFunc(n.ctx, cancel)
+	defer stop()
+
+	n.announcements.Add(1)
+	err := n.dht.Provide(ctx, key, true)
+	if n.ctx.Err() != nil {
+		return ErrNamesClosed
+	}
+	n.mu.Lock()
+	if n.provided[name] == p {
+		if err != nil {
+			p.next = n.cfg.now().Add(n.cfg.RetryInterval)
+		} else {
+			p.next = n.cfg.now().Add(n.cfg.ReprovideInterval)
+		}
+	}
+	n.mu.Unlock()
+	return err
+}
+
+func (n *Names) wakeLoop() {
+	select {
+	case n.kick <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// reprovideLoop announces provided names when they fall due, one at a
+// time: announcements are rare and a burst of them would only compete
+// for the same DHT peers.
+func (n *Names) reprovideLoop() {
+	timer := time.NewTimer(n.cfg.ReprovideInterval)
+	defer timer.Stop()
+	for {
+		now := n.cfg.now()
+		next := now.Add(n.cfg.ReprovideInterval)
+		type due struct {
+			name string
+			p    *provision
+		}
+		var todo []due
+		n.mu.Lock()
+		for name, p := range n.provided {
+			if !p.next.After(now) {
+				// Pushed back so that nothing else picks it up while
+				// it is being announced; announce sets the real time.
+				p.next = now.Add(n.cfg.ReprovideInterval)
+				todo = append(todo, due{name, p})
+			} else if p.next.Before(next) {
+				next = p.next
+			}
+		}
+		n.mu.Unlock()
+
+		for _, d := range todo {
+			key, err := NameCID(d.name)
+			if err != nil {
+				continue // cannot happen: the name was checked by Provide
+			}
+			if err := n.announce(n.ctx, d.name, key, d.p); err != nil {
+				if n.ctx.Err() != nil {
+					return
+				}
+				n.log.Warn("name re-announcement failed", "name", d.name, "retry_in", n.cfg.RetryInterval, "err", err)
+			}
+			next = n.nextDue(d.p, next)
+		}
+
+		timer.Reset(max(next.Sub(n.cfg.now()), 0))
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-timer.C:
+		case <-n.kick:
+			// A name was provided or failed its first announcement:
+			// the earliest due time may have moved. (Since Go 1.23
+			// Reset needs no Stop-and-drain first.)
+		}
+	}
+}
+
+// nextDue returns the earlier of p's due time and next.
+func (n *Names) nextDue(p *provision, next time.Time) time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p.next.Before(next) {
+		return p.next
+	}
+	return next
+}
+
+// Resolve returns the peers that provide name, sorted by peer id. This
+// peer is among them, with its own addresses, if it provides the name
+// itself: callers should recognise their own id and process locally.
+//
+// Results come from the cache when fresh: found providers for CacheTTL
+// (refreshed in the background once older than half of it, one refresh
+// per name at a time), "not found" for NegativeTTL. Otherwise Resolve
+// waits for a DHT lookup, bounded by ctx and LookupTimeout; concurrent
+// Resolves of one name share one lookup. When no peer provides the name
+// the error wraps dispatch.ErrNotFound.
+//
+// Provider records outlive a provider that stopped (up to 48 h), so a
+// listed provider may no longer serve the name, or be gone.
+func (n *Names) Resolve(ctx context.Context, name string) ([]peer.AddrInfo, error) {
+	if name == "" {
+		return nil, errors.New("routing: empty service name")
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, ErrNamesClosed
+	}
+	if e, ok := n.cache[name]; ok {
+		age := n.cfg.now().Sub(e.at)
+		switch {
+		case e.negative && age < n.cfg.NegativeTTL:
+			n.mu.Unlock()
+			n.negHits.Add(1)
+			return nil, notFound(name)
+		case !e.negative && age < n.cfg.CacheTTL:
+			if age >= n.cfg.CacheTTL/2 {
+				// Refresh ahead of expiry so that busy names never
+				// make a caller wait for the DHT.
+				if _, started := n.startLookupLocked(name); started {
+					n.refreshes.Add(1)
+				}
+			}
+			providers := slices.Clone(e.providers)
+			n.mu.Unlock()
+			n.hits.Add(1)
+			return providers, nil
+		}
+	}
+	f, _ := n.startLookupLocked(name)
+	n.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return slices.Clone(f.providers), f.err
+	case <-ctx.Done():
+		// The lookup goes on for whoever else waits, and fills the
+		// cache.
+		return nil, fmt.Errorf("routing: resolve %q: %w", name, ctx.Err())
+	}
+}
+
+func notFound(name string) error {
+	return fmt.Errorf("routing: no peer provides %q: %w", name, dispatch.ErrNotFound)
+}
+
+// startLookupLocked returns the lookup in flight for name, starting one
+// if there is none (started reports which). n.mu must be held.
+func (n *Names) startLookupLocked(name string) (f *flight, started bool) {
+	if f, ok := n.flights[name]; ok {
+		return f, false
+	}
+	f = &flight{done: make(chan struct{})}
+	if n.closed {
+		f.err = ErrNamesClosed
+		close(f.done)
+		return f, false
+	}
+	n.flights[name] = f
+	n.lookups.Add(1)
+	n.wg.Go(func() {
+		providers, err := n.lookup(name)
+		n.mu.Lock()
+		delete(n.flights, name)
+		if !errors.Is(err, ErrNamesClosed) {
+			n.storeLocked(name, providers)
+		}
+		n.mu.Unlock()
+		f.providers, f.err = providers, err
+		close(f.done)
+	})
+	return f, true
+}
+
+// lookup asks the DHT for the providers of name.
+func (n *Names) lookup(name string) ([]peer.AddrInfo, error) {
+	key, err := NameCID(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.LookupTimeout)
+	defer cancel()
+	found := make(map[peer.ID]peer.AddrInfo)
+	// Read until the channel closes: the DHT stops on its own after
+	// MaxProviders providers, at the end of the walk, or at the timeout,
+	// and stalls if nobody reads.
+	for ai := range n.dht.FindProvidersAsync(ctx, key, n.cfg.MaxProviders) {
+		prev := found[ai.ID]
+		prev.ID = ai.ID
+		for _, a := range ai.Addrs {
+			if !slices.ContainsFunc(prev.Addrs, a.Equal) {
+				prev.Addrs = append(prev.Addrs, a)
+			}
+		}
+		found[ai.ID] = prev
+	}
+	if n.ctx.Err() != nil {
+		return nil, ErrNamesClosed
+	}
+	n.mu.Lock()
+	_, providing := n.provided[name]
+	n.mu.Unlock()
+	if providing {
+		// Our record may not have come back (the lookup stops at
+		// MaxProviders) and carries no addresses when it does.
+		found[n.self] = peer.AddrInfo{ID: n.self, Addrs: n.dht.Host().Addrs()}
+	} else {
+		// The local record outlives Unprovide; it is not true any
+		// more.
+		delete(found, n.self)
+	}
+	if len(found) == 0 {
+		if err := ctx.Err(); err != nil {
+			n.log.Debug("name lookup timed out", "name", name, "timeout", n.cfg.LookupTimeout)
+		}
+		return nil, notFound(name)
+	}
+	providers := make([]peer.AddrInfo, 0, len(found))
+	for _, ai := range found {
+		providers = append(providers, ai)
+	}
+	slices.SortFunc(providers, func(a, b peer.AddrInfo) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return providers, nil
+}
+
+// storeLocked caches a lookup's result (nil providers: not found), making
+// room first if the cache is full. n.mu must be held.
+func (n *Names) storeLocked(name string, providers []peer.AddrInfo) {
+	now := n.cfg.now()
+	if _, ok := n.cache[name]; !ok && len(n.cache) >= n.cfg.MaxCacheEntries {
+		for k, e := range n.cache {
+			ttl := n.cfg.CacheTTL
+			if e.negative {
+				ttl = n.cfg.NegativeTTL
+			}
+			if now.Sub(e.at) >= ttl {
+				delete(n.cache, k)
+			}
+		}
+		// Still full: evict arbitrary entries; map order is random
+		// enough for a cache this simple.
+		for k := range n.cache {
+			if len(n.cache) < n.cfg.MaxCacheEntries {
+				break
+			}
+			delete(n.cache, k)
+		}
+	}
+	n.cache[name] = &cacheEntry{providers: providers, at: now, negative: len(providers) == 0}
+}
+
+// ResolvePeer returns the addresses of a peer: this peer's own for its
+// own id, else the peerstore's when it knows any, else a DHT lookup
+// bounded by ctx and LookupTimeout. An unknown peer gives an error
+// wrapping dispatch.ErrNotFound.
+func (n *Names) ResolvePeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
+	if err := id.Validate(); err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("routing: peer id: %w", err)
+	}
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return peer.AddrInfo{}, ErrNamesClosed
+	}
+	h := n.dht.Host()
+	if id == n.self {
+		return peer.AddrInfo{ID: id, Addrs: h.Addrs()}, nil
+	}
+	if ai := h.Peerstore().PeerInfo(id); len(ai.Addrs) > 0 {
+		return ai, nil
+	}
+	if ai, ok := n.connAddrs(id); ok {
+		return ai, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, n.cfg.LookupTimeout)
+	defer cancel()
+	stop := context.AfterFunc(n.ctx, cancel)
+	defer stop()
+	ai, err := n.dht.FindPeer(lctx, id)
+	if err == nil && len(ai.Addrs) > 0 {
+		return ai, nil
+	}
+	// FindPeer answers from the peerstore when the peer is connected,
+	// which it may have become during the lookup, before identify has
+	// told us its listen addresses.
+	if ai, ok := n.connAddrs(id); ok {
+		return ai, nil
+	}
+	if ctx.Err() != nil {
+		return peer.AddrInfo{}, fmt.Errorf("routing: resolve peer %s: %w", id, ctx.Err())
+	}
+	if err == nil {
+		err = errors.New("no addresses")
+	}
+	// Anything else (no such peer, empty routing table, our lookup
+	// timeout) means the peer cannot be reached from here: not found.
+	return peer.AddrInfo{}, fmt.Errorf("routing: peer %s: %w (%w)", id, dispatch.ErrNotFound, err)
+}
+
+// connAddrs returns the remote addresses of the open connections to id.
+// They matter when the peerstore has none (expired, or not yet learnt
+// through identify): a connection's address is one known to work.
+func (n *Names) connAddrs(id peer.ID) (peer.AddrInfo, bool) {
+	conns := n.dht.Host().Network().ConnsToPeer(id)
+	if len(conns) == 0 {
+		return peer.AddrInfo{}, false
+	}
+	ai := peer.AddrInfo{ID: id}
+	for _, c := range conns {
+		ai.Addrs = append(ai.Addrs, c.RemoteMultiaddr())
+	}
+	return ai, true
+}
+
+// Stats returns counters and sizes; see NamesStats.
+func (n *Names) Stats() NamesStats {
+	n.mu.Lock()
+	provided, cached := len(n.provided), len(n.cache)
+	n.mu.Unlock()
+	return NamesStats{
+		Lookups:       n.lookups.Load(),
+		Refreshes:     n.refreshes.Load(),
+		CacheHits:     n.hits.Load(),
+		NegativeHits:  n.negHits.Load(),
+		Announcements: n.announcements.Load(),
+		Provided:      provided,
+		Cached:        cached,
+	}
+}
