@@ -581,6 +581,12 @@ func (n *Node) addRoute(txid string, to Origin) {
 			}
 		}
 	}
+	// The first route is the emitter's. A host chain that passes this
+	// engine again (A, B, A) must not replace it with the peer it came
+	// back from, or answers would bounce between the two.
+	if r, ok := n.routes[txid]; ok && now.Before(r.expires) {
+		return
+	}
 	n.routes[txid] = route{to: to, expires: now.Add(2 * n.cfg.answerTimeout)}
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -155,5 +156,26 @@ func TestFanoutDeliversOncePerSink(t *testing.T) {
 			t.Fatalf("%s got its own copy: %s", p.id, d)
 		default:
 		}
+	}
+}
+
+func TestChainThroughTheSameEngineTwice(t *testing.T) {
+	a, _ := linkedPair(t)
+	ctx := context.Background()
+	// A subscriber on A that answers by itself, like a classic client.
+	server := newChanOrigin("server")
+	a.Receive(ctx, server, dispatch.NewSubscription("BIND", ep("GET", "x")))
+	client := newChanOrigin("client")
+	req := dispatch.New("GET", "x")
+	req.Token = []any{"tx-aba"}
+	req.Host = []dispatch.Host{{Name: "B"}, {Name: "A"}}
+	a.Receive(ctx, client, req)
+	got := server.next(t)
+	a.Receive(ctx, server, dispatch.NewAnswer(200, "tx-aba", got.Token[1].(string), json.RawMessage(`"served"`)))
+	// A keeps the client as the emitter even though the dispatch came
+	// back to it from B: the answer reaches the client instead of
+	// bouncing between A and B.
+	if a := client.next(t); answerCode(t, a) != 200 || string(a.Body) != `"served"` {
+		t.Fatalf("client got %s", a)
 	}
 }
