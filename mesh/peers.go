@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -29,6 +30,23 @@ type PeerInfo struct {
 	// Agent is the agent version the peer announced through identify
 	// ("jstp-peer" for ours); empty until identify completes.
 	Agent string
+}
+
+// MarshalJSON writes the lowercase keys the other built-in resources use,
+// with the latency in milliseconds: {"id","addrs","latencyMs","inbound",
+// "agent"}.
+func (p PeerInfo) MarshalJSON() ([]byte, error) {
+	addrs := make([]string, len(p.Addrs))
+	for i, a := range p.Addrs {
+		addrs[i] = a.String()
+	}
+	return json.Marshal(struct {
+		ID        string   `json:"id"`
+		Addrs     []string `json:"addrs"`
+		LatencyMS float64  `json:"latencyMs"`
+		Inbound   bool     `json:"inbound"`
+		Agent     string   `json:"agent"`
+	}{p.ID.String(), addrs, float64(p.Latency) / float64(time.Millisecond), p.Inbound, p.Agent})
 }
 
 // Peers returns the peers connected now, ordered by peer id.

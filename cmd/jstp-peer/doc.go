@@ -7,6 +7,17 @@
 //	jstp-peer COMMAND [flags] [arguments]
 //	jstp-peer help [COMMAND]
 //
+// The network commands:
+//
+//	up      run a peer until Ctrl-C (identity in the data directory,
+//	        classic gateways on 127.0.0.1:33333 and :33334)
+//	send    send a dispatch through the local peer's TCP gateway and
+//	        print its answers
+//	bind    subscribe to an endpoint and print what triggers it
+//	peers   list the local peer's connections
+//	id      print the peer id and listen addresses of a data directory
+//	config  write (init) or print (show) the config file
+//
 // The offline commands need no running peer:
 //
 //	check   validate one dispatch (JSON, URL or HTTP-like notation)
@@ -14,9 +25,14 @@
 //	fmt     convert a dispatch between the notations
 //	version print the version
 //
-// Exit status: 0 success (valid, matched, converted); 1 a negative answer:
-// an invalid dispatch (check, fmt) or no match (match); 2 a usage error or
-// input that cannot be read; 130 interrupted (Ctrl-C).
+// Settings of the network commands come from flags, then JSTP_PEER_<FLAG>
+// environment variables, then the config file (JSON; keys starting with
+// "_" are comments), then the defaults; see settings.go and docs/cli.md.
+//
+// Exit status: 0 success (answers all 2xx, valid, matched, converted,
+// stopped by Ctrl-C); 1 a negative outcome: a non-2xx answer or none, no
+// peer to talk to, an invalid dispatch (check, fmt) or no match (match);
+// 2 a usage error or input that cannot be read; 130 interrupted.
 //
 // Each command lives in its own file and is one entry of the commands
 // table in main.go; its run function takes the standard streams as

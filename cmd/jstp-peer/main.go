@@ -47,6 +47,12 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"up", "run a peer of the mesh until Ctrl-C", runUp},
+		{"send", "send a dispatch through the local peer and print its answers", runSend},
+		{"bind", "subscribe to an endpoint and print what triggers it", runBind},
+		{"peers", "list the peers the local peer is connected to", runPeers},
+		{"id", "print this machine's peer id and listen addresses", runID},
+		{"config", "write (init) or print (show) the config file", runConfig},
 		{"check", "validate one dispatch and print it as normalised JSON", runCheck},
 		{"match", "tell whether an endpoint pattern matches a dispatch", runMatch},
 		{"fmt", "convert a dispatch between JSON, URL and HTTP-like notations", runFmt},
@@ -57,6 +63,12 @@ func init() {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first Ctrl-C the default handling comes back, so a
+		// second one ends a shutdown that takes too long.
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -111,7 +123,16 @@ Commands:
 Run "jstp-peer help COMMAND" (or "jstp-peer COMMAND -h") for a command's
 flags and examples. Flags may be written -flag or --flag.
 
+Every flag of up, send, bind, peers, id and config can also be set with
+the environment variable JSTP_PEER_<FLAG> (JSTP_PEER_DATA_DIR,
+JSTP_PEER_LISTEN=a,b), and the peer settings in the config file; see
+"jstp-peer config -h" and docs/cli.md.
+
 Examples:
+  jstp-peer up                                  terminal 1: run a peer
+  jstp-peer send 'jstp:///peer'                 terminal 2: ask it who it is
+  jstp-peer send 'jstp://12D3KooW.../echo/hi'   ask another peer, by peer id
+  jstp-peer bind 'POST jstp:///news/*'          watch POSTs to /news/*
   jstp-peer check dispatch.json
   echo 'jstp://pizza.com.ar/foods/pizza' | jstp-peer check
   jstp-peer fmt --to http dispatch.json

@@ -297,18 +297,7 @@ func TestHelpAndVersion(t *testing.T) {
 // TestBinary builds the command and runs it as a real process, to check
 // what only a process shows: exit statuses and the standard streams.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool in PATH")
-	}
-	bin := filepath.Join(t.TempDir(), "jstp-peer")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testBinary(t)
 	for _, tc := range []struct {
 		name  string
 		args  []string

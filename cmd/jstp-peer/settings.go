@@ -1,0 +1,571 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jstp-peer/jstp-peer/identity"
+	"github.com/jstp-peer/jstp-peer/mesh"
+)
+
+// The peer settings: what `up` needs to start a peer, plus where the
+// network commands (send, bind, peers) find one. Each setting is a flag,
+// an environment variable JSTP_PEER_<KEY> and a key of the config file,
+// and its value comes from the first of those that sets it, then the
+// built-in default:
+//
+//	flag > environment > config file > default
+//
+// The config file is JSON whose keys are the flag names; keys that start
+// with "_" are comments (JSON has none of its own), so a file written by
+// `config init` documents itself and is still read by any JSON tool.
+
+// envPrefix starts every environment variable the commands read.
+const envPrefix = "JSTP_PEER_"
+
+// configFileName is the config file looked for in the data directory.
+const configFileName = "config.json"
+
+// maxConfigSize bounds the config file; anything larger is not a config.
+const maxConfigSize = 1 << 20
+
+// envName returns the environment variable of a flag or setting:
+// "gateway-tcp" is JSTP_PEER_GATEWAY_TCP.
+func envName(key string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+type settingKind int
+
+const (
+	kindString settingKind = iota
+	kindList               // repeatable flag, comma-separated in the environment
+	kindBool
+)
+
+// settingDef describes one setting.
+type settingDef struct {
+	key     string
+	kind    settingKind
+	usage   string // flag help, the value's name in backquotes
+	comment string // the config file's "_key" comment
+}
+
+// Setting keys.
+const (
+	keyDataDir    = "data-dir"
+	keyConfig     = "config"
+	keyListen     = "listen"
+	keyAnnounce   = "announce"
+	keyBootstrap  = "bootstrap"
+	keyProvide    = "provide"
+	keyGatewayTCP = "gateway-tcp"
+	keyGatewayWS  = "gateway-ws"
+	keyNoMDNS     = "no-mdns"
+	keyNoForward  = "no-forward"
+	keyLogLevel   = "log-level"
+	keyDHT        = "dht"
+	keyVia        = "via"
+)
+
+// settingDefs lists every setting in the order config files and
+// `config show` present them.
+var settingDefs = []settingDef{
+	{keyDataDir, kindString,
+		"data directory `DIR`: the identity key (created on first run) and\nconfig.json (default: the user config directory + /jstp-peer)",
+		"Directory of the identity key (identity.key, created on first run). Empty: the default, the user config directory + /jstp-peer (~/.config/jstp-peer on Linux). A config file is found in the data directory, so this key only matters in a file given with --config."},
+	{keyConfig, kindString,
+		"config `FILE` (default: DATA-DIR/config.json when it exists)",
+		""}, // not a file key: a config file does not name another
+	{keyListen, kindList,
+		"`MULTIADDR` to listen on, repeatable (default: TCP and QUIC on port 4033,\nIPv4 and IPv6; when 4033 is taken and no --listen is given, a free port)",
+		"Multiaddrs the peer listens on. Empty: TCP and QUIC on port 4033 on every IPv4 and IPv6 interface, falling back to free ports when 4033 is taken. Port 0 picks a free port."},
+	{keyAnnounce, kindList,
+		"`MULTIADDR` to announce to other peers instead of the listen addresses\n(a port forwarded by hand); repeatable",
+		"Multiaddrs announced to other peers instead of the listen addresses and what NAT traversal discovers, for a port forwarded by hand. Empty: automatic."},
+	{keyBootstrap, kindList,
+		"`MULTIADDR` of a peer to join the mesh through, ending in /p2p/<peer id>;\nrepeatable",
+		"Multiaddrs of peers to join the mesh through, each ending in /p2p/<peer id> (as `jstp-peer id` and `jstp-peer up` print them)."},
+	{keyProvide, kindList,
+		"service `NAME` this peer announces in the DHT; dispatches to it are\nprocessed here; repeatable",
+		"Service names this peer announces through the DHT; a dispatch whose host is one of them is processed here. Several peers may provide one name (replicas)."},
+	{keyGatewayTCP, kindString,
+		"classic TCP gateway `ADDR` (newline-delimited JSON); empty disables it;\nwhen the default port is taken, a free port on 127.0.0.1",
+		"Address of the classic TCP gateway (one JSON dispatch per line), where `jstp-peer send`, `bind` and `peers` and classic JSTP engines connect. Empty string: no TCP gateway."},
+	{keyGatewayWS, kindString,
+		"classic WebSocket gateway `ADDR`; empty disables it; when the default\nport is taken, a free port on 127.0.0.1",
+		"Address of the classic WebSocket gateway (one dispatch per text message), for browsers and classic engines. Empty string: no WebSocket gateway."},
+	{keyNoMDNS, kindBool,
+		"do not discover peers on the local network with mDNS",
+		"true: do not discover peers on the local network with multicast DNS."},
+	{keyNoForward, kindBool,
+		"refuse to be a gateway: dispatches for other hosts are answered 502",
+		"true: refuse to forward dispatches for other hosts (they are answered 502 Not Gateway)."},
+	{keyLogLevel, kindString,
+		"log `LEVEL`: debug, info, warn or error (logs go to standard error)",
+		"Log level on standard error: debug, info, warn or error."},
+	{keyDHT, kindString,
+		"DHT `MODE`: auto (serve the DHT only when publicly reachable), server\nor client",
+		"Kademlia DHT mode: auto (serve only while publicly reachable), server (always; for bootstrap peers and LAN or loopback meshes) or client."},
+	{keyVia, kindString,
+		"TCP gateway `ADDR` of the local peer (default: the gateway-tcp setting,\nelse 127.0.0.1:33333)",
+		"Where send, bind and peers reach the local peer: the TCP gateway address of a running `jstp-peer up`. Empty: the gateway-tcp setting."},
+}
+
+func lookupDef(key string) *settingDef {
+	for i := range settingDefs {
+		if settingDefs[i].key == key {
+			return &settingDefs[i]
+		}
+	}
+	return nil
+}
+
+// settingDefault returns a setting's built-in default.
+func settingDefault(key string) (s string, list []string, b bool) {
+	switch key {
+	case keyListen:
+		return "", slices.Clone(mesh.DefaultListenAddrs), false
+	case keyGatewayTCP:
+		return mesh.DefaultGatewayTCP, nil, false
+	case keyGatewayWS:
+		return mesh.DefaultGatewayWS, nil, false
+	case keyLogLevel:
+		return "info", nil, false
+	case keyDHT:
+		return "auto", nil, false
+	}
+	return "", nil, false
+}
+
+// Sources of a setting's value, as `config show` reports them.
+const (
+	srcDefault = "default"
+	srcFlag    = "flag"
+)
+
+func srcEnv(key string) string { return "env " + envName(key) }
+
+// settings holds the resolved value of every setting and where it came
+// from.
+type settings struct {
+	str      map[string]string
+	list     map[string][]string
+	switches map[string]bool
+	src      map[string]string // key → srcFlag, "env NAME", "file PATH" or srcDefault
+
+	// configFile is the config file read ("" when none was); configLooked
+	// is where it was looked for when none was named.
+	configFile, configLooked string
+	// skipFile makes resolve ignore config files (config init writes
+	// one; it does not read the one it replaces).
+	skipFile bool
+}
+
+func newSettings() *settings {
+	return &settings{str: map[string]string{}, list: map[string][]string{}, switches: map[string]bool{}, src: map[string]string{}}
+}
+
+// String, List and Bool return a resolved value.
+func (s *settings) String(key string) string { return s.str[key] }
+func (s *settings) List(key string) []string { return s.list[key] }
+func (s *settings) Bool(key string) bool     { return s.switches[key] }
+
+// Source says where a setting's value came from: "flag", "env NAME",
+// "file PATH" or "default".
+func (s *settings) Source(key string) string { return s.src[key] }
+
+// Explicit reports that the user chose the value (flag, environment or
+// config file), so `up` must not replace it when its port is taken.
+func (s *settings) Explicit(key string) bool { return s.sourced(key) && s.src[key] != srcDefault }
+
+func (s *settings) sourced(key string) bool { return s.src[key] != "" }
+func (s *settings) mark(key, src string)    { s.src[key] = src }
+
+// settingValue is the flag.Value of one setting: values given on the
+// command line go straight into the settings, marked as flags.
+type settingValue struct {
+	s   *settings
+	def *settingDef
+}
+
+func (v settingValue) String() string {
+	if v.def == nil {
+		return ""
+	}
+	switch v.def.key {
+	case keyListen:
+		return "" // the usage says it; the full list is too long for help
+	}
+	str, list, _ := settingDefault(v.def.key)
+	if v.def.kind == kindList {
+		return strings.Join(list, ",")
+	}
+	return str
+}
+
+func (v settingValue) Set(x string) error {
+	key := v.def.key
+	if v.s.src[key] != srcFlag {
+		// The first occurrence on the command line replaces whatever a
+		// lower source would give; later ones add to it.
+		delete(v.s.list, key)
+		v.s.src[key] = srcFlag
+	}
+	switch v.def.kind {
+	case kindString:
+		v.s.str[key] = x
+	case kindList:
+		v.s.list[key] = append(v.s.list[key], splitList(x)...)
+	case kindBool:
+		b, err := strconv.ParseBool(x)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		v.s.switches[key] = b
+	}
+	return nil
+}
+
+// IsBoolFlag lets switches be given without a value (--no-mdns).
+func (v settingValue) IsBoolFlag() bool { return v.def != nil && v.def.kind == kindBool }
+
+// splitList splits a comma-separated list, trimming blanks and dropping
+// empty elements, so "a, b," is [a b]. Multiaddrs and service names never
+// contain commas worth keeping: the URL notation separates hosts with
+// them.
+func splitList(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// register adds flags for the given settings to fs.
+func (s *settings) register(fs *flag.FlagSet, keys ...string) {
+	for _, k := range keys {
+		def := lookupDef(k)
+		if def == nil {
+			// Keys are the constants above; a typo shows as a missing
+			// flag in the command's help, which the tests check.
+			continue
+		}
+		// The usage names the value in backquotes, which
+		// flag.UnquoteUsage turns into the name shown after the flag.
+		fs.Var(settingValue{s, def}, k, def.usage)
+	}
+}
+
+// resolve completes the settings after the flags were parsed: the
+// environment (getenv), then the config file, then the defaults. The
+// config file is the "config" setting, or DATA-DIR/config.json when that
+// exists. Errors name the source of the bad value.
+func (s *settings) resolve(getenv func(string) (string, bool)) error {
+	for _, def := range settingDefs {
+		if s.sourced(def.key) {
+			continue
+		}
+		v, ok := getenv(envName(def.key))
+		if !ok {
+			continue
+		}
+		switch def.kind {
+		case kindString:
+			// Set but empty counts: JSTP_PEER_GATEWAY_WS= disables the
+			// WebSocket gateway as --gateway-ws "" does.
+			s.str[def.key] = v
+		case kindList:
+			s.list[def.key] = splitList(v)
+		case kindBool:
+			if strings.TrimSpace(v) == "" {
+				continue // an empty switch is unset, not an error
+			}
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("%s=%q: want true or false", envName(def.key), v)
+			}
+			s.switches[def.key] = b
+		}
+		s.mark(def.key, srcEnv(def.key))
+	}
+
+	// The config file. Its own location cannot come from it.
+	path := s.str[keyConfig]
+	named := s.sourced(keyConfig)
+	if !named {
+		// Without a data directory (no home directory, and none given)
+		// there is no default config file; commands that need the
+		// directory itself say so through DataDir.
+		if dir := s.dataDirForConfig(); dir != "" {
+			path = filepath.Join(dir, configFileName)
+			s.configLooked = path
+		}
+	}
+	if path != "" && !s.skipFile {
+		values, err := readConfigFile(path)
+		switch {
+		case err == nil:
+			s.configFile = path
+			if err := s.applyFile(path, values); err != nil {
+				return err
+			}
+		case !named && errors.Is(err, fs.ErrNotExist):
+			// No config file in the data directory: defaults.
+		default:
+			return err
+		}
+	}
+
+	for _, def := range settingDefs {
+		if s.sourced(def.key) {
+			continue
+		}
+		str, list, b := settingDefault(def.key)
+		s.str[def.key], s.list[def.key], s.switches[def.key] = str, list, b
+		s.mark(def.key, srcDefault)
+	}
+	if s.str[keyDataDir] == "" {
+		// Empty from any source means the default; it stays empty when
+		// there is none, for DataDir to report.
+		s.str[keyDataDir], _ = identity.DefaultDataDir()
+	}
+	if len(s.list[keyListen]) == 0 {
+		// An empty list anywhere means "the default addresses", not
+		// "listen nowhere", which would make a peer nobody can reach.
+		s.list[keyListen] = slices.Clone(mesh.DefaultListenAddrs)
+	}
+	return s.validate()
+}
+
+// dataDirForConfig is the data directory as known before the config file
+// is read: from a flag, the environment, or the default ("" when there is
+// no default).
+func (s *settings) dataDirForConfig() string {
+	if dir := s.str[keyDataDir]; s.sourced(keyDataDir) && dir != "" {
+		return dir
+	}
+	dir, _ := identity.DefaultDataDir()
+	return dir
+}
+
+// DataDir returns the data directory, or an error saying how to name one
+// when there is no default (no home directory).
+func (s *settings) DataDir() (string, error) {
+	if dir := s.str[keyDataDir]; dir != "" {
+		return dir, nil
+	}
+	_, err := identity.DefaultDataDir()
+	if err == nil {
+		err = errors.New("empty")
+	}
+	return "", fmt.Errorf("no default data directory: pass --data-dir DIR or set %s (%w)", envName(keyDataDir), err)
+}
+
+// applyFile takes the config file's values for the settings no flag or
+// environment variable set.
+func (s *settings) applyFile(path string, values map[string]json.RawMessage) error {
+	src := "file " + path
+	for _, def := range settingDefs {
+		raw, ok := values[def.key]
+		if !ok || s.sourced(def.key) {
+			continue
+		}
+		bad := func(want string) error {
+			return fmt.Errorf("config file %s: %q must be %s", path, def.key, want)
+		}
+		switch def.kind {
+		case kindString:
+			var v string
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return bad("a string")
+			}
+			if def.key == keyDataDir && v == "" {
+				continue // empty means unset: the default
+			}
+			s.str[def.key] = v
+		case kindList:
+			var v []string
+			if err := json.Unmarshal(raw, &v); err != nil {
+				// A single string is a one-element list: forgiving what
+				// people naturally write for one bootstrap peer.
+				var one string
+				if json.Unmarshal(raw, &one) != nil {
+					return bad("an array of strings")
+				}
+				v = []string{one}
+			}
+			var clean []string
+			for _, e := range v {
+				clean = append(clean, splitList(e)...)
+			}
+			s.list[def.key] = clean
+		case kindBool:
+			var v bool
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return bad("true or false")
+			}
+			s.switches[def.key] = v
+		}
+		s.mark(def.key, src)
+	}
+	return nil
+}
+
+// validate checks the values whose form is known, naming where a bad one
+// came from.
+func (s *settings) validate() error {
+	if _, err := mesh.ParseDHTMode(s.str[keyDHT]); err != nil {
+		return fmt.Errorf("%s: dht %q: want auto, server or client", s.describe(keyDHT), s.str[keyDHT])
+	}
+	if _, err := parseLogLevel(s.str[keyLogLevel]); err != nil {
+		return fmt.Errorf("%s: %w", s.describe(keyLogLevel), err)
+	}
+	return nil
+}
+
+// describe names where a setting's value came from, for error messages:
+// "--dht", "JSTP_PEER_DHT", "config file F".
+func (s *settings) describe(key string) string {
+	src := s.src[key]
+	switch {
+	case src == srcFlag:
+		return "--" + key
+	case strings.HasPrefix(src, "env "):
+		return strings.TrimPrefix(src, "env ")
+	case strings.HasPrefix(src, "file "):
+		return "config file " + strings.TrimPrefix(src, "file ")
+	}
+	return key
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+}
+
+// readConfigFile reads a config file: one JSON object whose keys are
+// setting names or comments ("_..."). Unknown and repeated keys are
+// errors, so a typo does not silently fall back to a default.
+func readConfigFile(path string) (map[string]json.RawMessage, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("config file %s: larger than %d bytes, not a config file", path, maxConfigSize)
+	}
+	values, err := parseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return values, nil
+}
+
+// parseConfig parses a config file's text; see readConfigFile.
+func parseConfig(data []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("not JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New(`want a JSON object, {"listen": [...], ...}`)
+	}
+	values := map[string]json.RawMessage{}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("not JSON: %w", err)
+		}
+		key, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("not JSON: value of %q: %w", key, err)
+		}
+		if seen[key] {
+			return nil, fmt.Errorf("key %q given twice", key)
+		}
+		seen[key] = true
+		if strings.HasPrefix(key, "_") {
+			continue // a comment
+		}
+		if def := lookupDef(key); def == nil || def.key == keyConfig {
+			return nil, fmt.Errorf("unknown key %q (known: %s; keys starting with \"_\" are comments)", key, strings.Join(fileKeys(), ", "))
+		}
+		values[key] = raw
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("not JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("text after the JSON object")
+	}
+	return values, nil
+}
+
+// fileKeys are the settings a config file may hold.
+func fileKeys() []string {
+	var keys []string
+	for _, def := range settingDefs {
+		if def.key != keyConfig {
+			keys = append(keys, def.key)
+		}
+	}
+	return keys
+}
+
+// applyEnv sets the flags of fs that the command line did not set from
+// their environment variables (JSTP_PEER_<FLAG>), except the settings,
+// which resolve reads with their own precedence. A set but empty variable
+// is ignored for these per-invocation flags.
+func applyEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var firstErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || firstErr != nil {
+			return
+		}
+		if _, isSetting := f.Value.(settingValue); isSetting {
+			return
+		}
+		v, ok := getenv(envName(f.Name))
+		if !ok || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			firstErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+		}
+	})
+	return firstErr
+}
