@@ -714,96 +714,95 @@ func parsePort(b []byte) (int, bool) {
 	return port, port >= 1 && port <= 65535
 }
 
-// endpoint reads the endpoint header. Its members are read in order and
-// the first bad one is the error; a member given twice takes the last
-// value.
-func (p *parser) endpoint() (*Endpoint, error) {
+// object reads an object-valued header, calling member for each member
+// until one fails; member must consume the member's value. Members are
+// read in order, the first bad one is the error, and a member given twice
+// takes the last value. ok is false when the value is not an object (err
+// says so) or the scanner failed (err is nil: the scanner's error is
+// reported instead).
+func (p *parser) object(header, want string, member func(name span) error) (ok bool, err error) {
 	s := &p.s
 	if s.peek() != '{' {
 		if !s.value() {
-			return nil, nil
+			return false, nil
 		}
-		return nil, Errorf(ErrBadDispatch, "header \"endpoint\" must be an object {method, resource}")
+		return false, Errorf(ErrBadDispatch, "header %q must be %s", header, want)
 	}
 	if !s.enter() {
-		return nil, nil
+		return false, nil
 	}
-	ep := &Endpoint{}
-	var err error
 	for more := s.firstMember(); more; more = s.nextMember() {
 		name, ok := p.key()
 		if !ok {
-			return nil, nil
+			return false, nil
 		}
-		switch {
-		case err != nil:
+		if err != nil {
 			s.value()
-		case p.memberIs(name, "method"):
-			var m string
-			if m, err = p.method("endpoint.method"); err == nil {
-				ep.Method = m
-			}
-		case p.memberIs(name, "resource"):
-			var r []string
-			// As json.Unmarshal: a value that is not an array leaves the
-			// field alone, an array with wrong elements does not.
-			if r, err = p.stringList("endpoint.resource", "an array of strings"); r != nil {
-				ep.Resource = r
-			}
-		default:
-			s.value()
+		} else {
+			err = member(name)
 		}
 		if s.failed {
-			return nil, nil
+			return false, nil
 		}
 	}
 	if s.failed {
-		return nil, nil
+		return false, nil
+	}
+	return true, err
+}
+
+// endpoint reads the endpoint header.
+func (p *parser) endpoint() (*Endpoint, error) {
+	ep := &Endpoint{}
+	ok, err := p.object("endpoint", "an object {method, resource}", func(name span) error {
+		switch {
+		case p.memberIs(name, "method"):
+			m, err := p.method("endpoint.method")
+			if err == nil {
+				ep.Method = m
+			}
+			return err
+		case p.memberIs(name, "resource"):
+			// As json.Unmarshal: a value that is not an array leaves the
+			// field alone, an array with wrong elements does not.
+			r, err := p.stringList("endpoint.resource", "an array of strings")
+			if r != nil {
+				ep.Resource = r
+			}
+			return err
+		}
+		p.s.value()
+		return nil
+	})
+	if !ok {
+		return nil, err
 	}
 	return ep, err
 }
 
-// exception reads the exception header, as endpoint reads its own.
+// exception reads the exception header.
 func (p *parser) exception() (*ExceptionInfo, error) {
-	s := &p.s
-	if s.peek() != '{' {
-		if !s.value() {
-			return nil, nil
-		}
-		return nil, Errorf(ErrBadDispatch, "header \"exception\" must be an object {code, message}")
-	}
-	if !s.enter() {
-		return nil, nil
-	}
 	x := &ExceptionInfo{}
-	var err error
-	for more := s.firstMember(); more; more = s.nextMember() {
-		name, ok := p.key()
-		if !ok {
-			return nil, nil
-		}
+	ok, err := p.object("exception", "an object {code, message}", func(name span) error {
 		switch {
-		case err != nil:
-			s.value()
 		case p.memberIs(name, "code"):
-			var c int
-			if c, err = p.integer("exception.code"); err == nil {
+			c, err := p.integer("exception.code")
+			if err == nil {
 				x.Code = c
 			}
+			return err
 		case p.memberIs(name, "message"):
-			var m string
-			if m, err = p.text("exception.message"); err == nil {
+			m, err := p.text("exception.message")
+			if err == nil {
 				x.Message = m
 			}
-		default:
-			s.value()
+			return err
 		}
-		if s.failed {
-			return nil, nil
-		}
-	}
-	if s.failed {
-		return nil, nil
+		p.s.value()
+		return nil
+	})
+	if !ok {
+		return nil, err
 	}
 	return x, err
 }
