@@ -405,6 +405,11 @@ func TestResolvePeerFindsUnknownPeerThroughDHT(t *testing.T) {
 	hosts := newMesh(t, 4)
 	n := newNames(t, hosts[1], NamesConfig{})
 	target := hosts[3]
+	// The lookup needs a DHT neighbour that knows target; on a loaded
+	// machine routing tables fill a moment after the mesh forms.
+	waitFor(t, 20*time.Second, "a DHT neighbour to know the target", func() bool {
+		return hosts[0].d.RoutingTable().Find(target.ID()) != "" || hosts[2].d.RoutingTable().Find(target.ID()) != ""
+	})
 	// Forget what identify and the bootstrap taught hosts[1] about
 	// target, so only the DHT can answer.
 	hosts[1].h.Network().ClosePeer(target.ID())

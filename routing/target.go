@@ -184,4 +184,3 @@ func ValidName(s string) error {
 	}
 	return nil
 }
-
