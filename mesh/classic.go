@@ -403,6 +403,19 @@ func ListenWS(addr string, recv Receiver, log *slog.Logger) (*Gateway, error) {
 	g.srv = &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Handlers run on the HTTP server's goroutines, which Close
+			// does not wait for: count this one before it starts any of
+			// its own, or it could add to the WaitGroup after Close's
+			// Wait returned.
+			g.mu.Lock()
+			if g.ctx.Err() != nil {
+				g.mu.Unlock()
+				http.Error(w, "gateway closing", http.StatusServiceUnavailable)
+				return
+			}
+			g.wg.Add(1)
+			g.mu.Unlock()
+			defer g.wg.Done()
 			conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 			if err != nil {
 				return
@@ -533,12 +546,20 @@ func (cc *ClassicClient) conn(ctx context.Context, t routing.Target) (*classicCo
 		wait := make(chan struct{})
 		cc.dials[key] = wait
 		cc.mu.Unlock()
-		c, err := cc.dial(ctx, t)
+		start, abort, err := cc.dial(ctx, t)
 		cc.mu.Lock()
 		delete(cc.dials, key)
 		close(wait)
-		if c != nil {
-			cc.conns[key] = c
+		var c *classicConn
+		if err == nil {
+			if cc.ctx.Err() != nil {
+				// Closed while dialling: Close has waited already.
+				abort()
+				err = errors.New("classic client closed")
+			} else {
+				c = start()
+				cc.conns[key] = c
+			}
 		}
 		cc.mu.Unlock()
 		if err != nil {
@@ -548,22 +569,29 @@ func (cc *ClassicClient) conn(ctx context.Context, t routing.Target) (*classicCo
 	}
 }
 
-func (cc *ClassicClient) dial(ctx context.Context, t routing.Target) (*classicConn, error) {
+// dial connects to t. start wires the connection up and abort drops it;
+// conn calls one of them with cc.mu held, so that no connection starts
+// goroutines once Close is waiting for them.
+func (cc *ClassicClient) dial(ctx context.Context, t routing.Target) (start func() *classicConn, abort func(), err error) {
 	dctx, cancel := context.WithTimeout(ctx, classicDialTimeout)
 	defer cancel()
 	if t.Transport == "ws" {
 		conn, _, err := websocket.Dial(dctx, t.Addr, nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return newWSConn(cc.ctx, conn, "ws:"+t.Addr, true, cc.recv, 1024, cc.log, &cc.wg), nil
+		return func() *classicConn {
+			return newWSConn(cc.ctx, conn, "ws:"+t.Addr, true, cc.recv, 1024, cc.log, &cc.wg)
+		}, func() { conn.CloseNow() }, nil
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(dctx, "tcp", t.Addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return newTCPConn(cc.ctx, conn, true, cc.recv, 1024, cc.log, &cc.wg), nil
+	return func() *classicConn {
+		return newTCPConn(cc.ctx, conn, true, cc.recv, 1024, cc.log, &cc.wg)
+	}, func() { conn.Close() }, nil
 }
 
 // Close closes every connection and waits for their goroutines.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/node"
+	"github.com/jstp-peer/jstp-peer/routing"
 )
 
 // The tests below drive the classic gateways (ListenTCP, ListenWS) with a
@@ -313,18 +314,10 @@ func TestClassicGatewayClientSilent504(t *testing.T) {
 }
 
 // A classic requester whose answers all arrived gets no 504 afterwards,
-// whoever answered: a local handler or a classic subscriber.
-//
-// The engine announces the triggering ids it expects only after handing
-// the dispatch to the subscribers (node/cycle.go, trigger), so a quick
-// answer can be recorded before the watch that stands in for a classic
-// emitter's timer exists (node/watch.go), and the watch then answers 504
-// for it at the timeout. The test is skipped until the engine announces
-// before it delivers.
+// whoever answered: a local handler or a classic subscriber. A quick
+// answer must not overtake the announcement of its triggering id, or the
+// watch standing in for the emitter's timer would answer 504 for it.
 func TestClassicGatewayNoSpurious504(t *testing.T) {
-	if os.Getenv("JSTP_TEST_ANNOUNCE_RACE") == "" {
-		t.Skip("known engine race: a quick answer overtakes the announcement of its triggering id and a 504 follows it (set JSTP_TEST_ANNOUNCE_RACE=1 to run)")
-	}
 	const timeout = 200 * time.Millisecond
 	n := clNode(t, node.WithAnswerTimeout(timeout))
 	clHello(t, n)
@@ -577,5 +570,91 @@ func TestGatewayCloseWithOpenConnections(t *testing.T) {
 			t.Fatalf("%d goroutines after Close, %d before:\n%s", now, base, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// clRelayForwarder sends what the engine forwards to classic hosts
+// through a ClassicClient (the peer's Forwarder does the same for
+// classic targets).
+type clRelayForwarder struct{ cc *ClassicClient }
+
+func (f *clRelayForwarder) Forward(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, _ node.Origin) error {
+	t, err := routing.Classify(to)
+	if err != nil {
+		return err
+	}
+	return f.cc.Forward(ctx, t, d)
+}
+
+// ClassicClient against our own gateways, over TCP and WebSocket: the
+// request goes out on a pooled connection, the answer comes back on it.
+func TestClassicClientToGateway(t *testing.T) {
+	server := clNode(t)
+	clHello(t, server)
+	tg := clListen(t, ListenTCP, server)
+	wg := clListen(t, ListenWS, server)
+
+	fwd := &clRelayForwarder{}
+	client := clNode(t, node.WithForwarder(fwd))
+	fwd.cc = NewClassicClient(client, testLogger(t))
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			fwd.cc.Close()
+		}
+	})
+
+	for _, tc := range []struct {
+		transport string
+		g         *Gateway
+	}{{"tcp", tg}, {"ws", wg}} {
+		for i := range 2 { // the second request reuses the connection
+			d := clGet(nil, "hello")
+			d.Host = []dispatch.Host{{Name: "127.0.0.1", Port: tc.g.Addr().(*net.TCPAddr).Port, Transport: tc.transport}}
+			ctx, cancel := context.WithTimeout(t.Context(), clReadTimeout)
+			ch, err := client.Request(ctx, d)
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			a, ok := <-ch
+			cancel() // a classic engine announces nothing: do not wait for the deadline
+			if !ok {
+				t.Fatalf("%s #%d: no answer", tc.transport, i)
+			}
+			if code, _, trig, _ := a.AnswerInfo(); code != 200 || trig == "" || string(a.Body) != `{"hi":true}` {
+				t.Fatalf("%s #%d: answer %s", tc.transport, i, a)
+			}
+		}
+	}
+	// One pooled connection per gateway.
+	waitFor(t, clReadTimeout, "one connection per gateway", func() bool {
+		return tg.count.Load() == 1 && wg.count.Load() == 1
+	})
+
+	// Closing the client ends its connections, which releases nothing
+	// but closes them on the gateways' side too.
+	closed = true
+	if err := fwd.cc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, clReadTimeout, "the gateways to drop the client's connections", func() bool {
+		tg.mu.Lock()
+		defer tg.mu.Unlock()
+		wg.mu.Lock()
+		defer wg.mu.Unlock()
+		return len(tg.conns) == 0 && len(wg.conns) == 0
+	})
+	// A closed client refuses to forward: 502.
+	d := clGet(nil, "hello")
+	d.Host = []dispatch.Host{{Name: "127.0.0.1", Port: tg.Addr().(*net.TCPAddr).Port, Transport: "tcp"}}
+	ctx, cancel := context.WithTimeout(t.Context(), clReadTimeout)
+	defer cancel()
+	ch, err := client.Request(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := <-ch; a == nil || func() int { c, _, _, _ := a.AnswerInfo(); return c }() != 502 {
+		t.Fatalf("after Close: %v, want a 502", a)
 	}
 }

@@ -77,13 +77,15 @@ const (
 type DHTMode int
 
 const (
-	// DHTAuto (the default) serves DHT queries only while AutoNAT reports
-	// the peer publicly reachable, and acts as a client otherwise. Behind a
-	// NAT or on loopback it therefore stays a client.
+	// DHTAuto (the default) serves DHT queries unless AutoNAT reports the
+	// peer unreachable from outside, then acts as a client. A mesh on a
+	// LAN or one machine, where AutoNAT reaches no verdict, keeps its
+	// servers and so its service names; a peer behind a NAT on the
+	// Internet steps back to client, so it does not fill others' routing
+	// tables with addresses they cannot dial.
 	DHTAuto DHTMode = iota
-	// DHTServer always serves DHT queries. Use it for bootstrap peers and
-	// for meshes on a LAN or loopback, where AutoNAT never reports public
-	// reachability.
+	// DHTServer always serves DHT queries, whatever AutoNAT says. Use it
+	// for bootstrap peers.
 	DHTServer
 	// DHTClient never serves DHT queries.
 	DHTClient
@@ -119,7 +121,7 @@ func ParseDHTMode(s string) (DHTMode, error) {
 func (m DHTMode) dhtOption() (dht.ModeOpt, error) {
 	switch m {
 	case DHTAuto:
-		return dht.ModeAuto, nil
+		return dht.ModeAutoServer, nil
 	case DHTServer:
 		return dht.ModeServer, nil
 	case DHTClient:

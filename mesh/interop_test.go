@@ -143,13 +143,11 @@ func interopStart(t *testing.T, dir string, timeout time.Duration, args ...strin
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			cancel() // kills the group
-			<-p.exited
+		cancel() // kills the group unless it has exited already
+		for l := range p.lines {
+			p.seen = append(p.seen, l)
 		}
-		cancel()
+		<-p.exited
 		if t.Failed() {
 			t.Logf("node %s\nstdout seen: %s\nstderr:\n%s", p.name, strings.Join(p.seen, "\n"), p.stderr.String())
 		}
@@ -198,7 +196,8 @@ func (p *interopProc) stop() {
 // status 0).
 func (p *interopProc) wait() error {
 	p.t.Helper()
-	for range p.lines {
+	for l := range p.lines {
+		p.seen = append(p.seen, l)
 	}
 	select {
 	case <-p.exited:

@@ -267,6 +267,11 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, replyTo Origin
 	notification, _ := ctx.Value(notificationKey{}).(bool)
 	var trigs []string
 	var sinks map[Origin]bool
+	type pending struct {
+		sub *subscription
+		dl  delivery
+	}
+	var answering []pending
 	for _, m := range matches {
 		if f, ok := m.sub.owner.(Fanout); ok && m.sub.handler == nil && !m.sub.mirror {
 			if notification {
@@ -298,18 +303,21 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, replyTo Origin
 				n.addRoute(txid, replyTo)
 			}
 		}
-		dl := delivery{in: &Incoming{Dispatch: c, Params: m.params, From: replyTo.ID()}, replyTo: replyTo, txid: txid, trig: trig, depth: depth}
-		n.enqueueOrDrop(ctx, m.sub, dl, replyTo, want)
+		answering = append(answering, pending{m.sub, delivery{in: &Incoming{Dispatch: c, Params: m.params, From: replyTo.ID()}, replyTo: replyTo, txid: txid, trig: trig, depth: depth}})
 	}
-	if !want {
-		return
+	// The emitter learns which answers to expect before any subscriber
+	// can answer: an answer that overtook the announcement would find no
+	// watch for a classic emitter, which would then get a 504 for it.
+	if want && len(trigs) > 0 {
+		n.announce(ctx, replyTo, txid, trigs)
 	}
-	if len(trigs) == 0 {
+	for _, p := range answering {
+		n.enqueueOrDrop(ctx, p.sub, p.dl, replyTo, want)
+	}
+	if want && len(trigs) == 0 {
 		body, _ := json.Marshal(map[string]int{"notified": len(sinks)})
 		n.deliver(ctx, replyTo, dispatch.NewAnswer(202, txid, "", body))
-		return
 	}
-	n.announce(ctx, replyTo, txid, trigs)
 }
 
 // notificationCopy strips the transaction id (token[0] becomes null) so

@@ -69,6 +69,10 @@ func (n *Node) expireWatch(txid string) {
 	n.mu.Lock()
 	w := n.watches[txid]
 	delete(n.watches, txid)
+	if r, ok := n.routes[txid]; ok && w != nil && r.to == w.to {
+		// The emitter has its 504s; a late answer must not follow them.
+		delete(n.routes, txid)
+	}
 	n.mu.Unlock()
 	if w == nil || n.closed() {
 		return
