@@ -356,3 +356,16 @@ var (
 	_ = atomic.Int32{}
 	_ = routing.Classify
 )
+
+func TestAutoDHTModeResolvesNamesOnALAN(t *testing.T) {
+	// Peers with the default DHT mode, where AutoNAT reaches no verdict
+	// (one machine, a LAN): they must still serve the DHT to each other,
+	// or no name would ever resolve.
+	auto := func(c *PeerConfig) { c.Host.DHTMode = DHTAuto }
+	a := newTestPeer(t, nil, auto)
+	b := newTestPeer(t, a, auto, func(c *PeerConfig) { c.Provide = []string{"menu.lan"} })
+	waitFor(t, 20*time.Second, "the name to resolve", func() bool {
+		ps, err := a.Names.Resolve(t.Context(), "menu.lan")
+		return err == nil && len(ps) == 1 && ps[0].ID == b.Host.ID()
+	})
+}

@@ -30,7 +30,8 @@ const (
 	// again: amino's 22 hours, well inside the 48 hours
 	// (amino.DefaultProvideValidity) a provider record lives.
 	DefaultReprovideInterval = amino.DefaultReprovideInterval
-	// DefaultRetryInterval is how soon a failed announcement is retried,
+	// DefaultRetryInterval is the longest wait before a failed
+	// announcement is retried (the first retry comes after a second),
 	// for example one made before the peer had joined the mesh.
 	DefaultRetryInterval = time.Minute
 	// DefaultProvideTimeout bounds one announcement (a DHT walk to the
@@ -75,7 +76,8 @@ type NamesConfig struct {
 	// ReprovideInterval is how often each provided name is announced
 	// again. Default: DefaultReprovideInterval (22 h).
 	ReprovideInterval time.Duration
-	// RetryInterval is how soon a failed announcement is retried.
+	// RetryInterval bounds the backoff between retries of a failed
+	// announcement.
 	// Default: DefaultRetryInterval (1 min).
 	RetryInterval time.Duration
 	// ProvideTimeout bounds each announcement. Default:
@@ -177,7 +179,19 @@ type Names struct {
 
 // provision is the announcement schedule of one provided name.
 type provision struct {
-	next time.Time // when the name is due for announcement
+	next     time.Time // when the name is due for announcement
+	failures int       // announcements failed in a row
+}
+
+// firstRetry is how soon a failed announcement is first retried; the
+// delay doubles with each failure up to RetryInterval. A peer that
+// starts alone (its DHT table empty) announces its names a second or two
+// after it meets its first neighbour, not a minute later.
+const firstRetry = time.Second
+
+func (n *Names) retryDelay(failures int) time.Duration {
+	d := firstRetry << min(failures-1, 16)
+	return min(d, n.cfg.RetryInterval)
 }
 
 // cacheEntry is one cached resolution; providers is nil when negative.
@@ -237,7 +251,8 @@ func (n *Names) Close() error {
 // It blocks for the first announcement (bounded by ctx and
 // ProvideTimeout) and returns its error; the name is remembered even when
 // that announcement fails, for example before the peer has joined the
-// mesh, and the announcement is then retried every RetryInterval.
+// mesh, and the announcement is then retried, after one second at first
+// and at most every RetryInterval.
 // Providing a name again announces it again at once.
 func (n *Names) Provide(ctx context.Context, name string) error {
 	key, err := NameCID(name)
@@ -261,7 +276,7 @@ func (n *Names) Provide(ctx context.Context, name string) error {
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("routing: provide %q (will retry in %v): %w", name, n.cfg.RetryInterval, err)
+		return fmt.Errorf("routing: provide %q (retrying in the background): %w", name, err)
 	}
 	n.log.Debug("name provided", "name", name)
 	return nil
@@ -309,8 +324,10 @@ func (n *Names) announce(ctx context.Context, name string, key cid.Cid, p *provi
 	n.mu.Lock()
 	if n.provided[name] == p {
 		if err != nil {
-			p.next = n.cfg.now().Add(n.cfg.RetryInterval)
+			p.failures++
+			p.next = n.cfg.now().Add(n.retryDelay(p.failures))
 		} else {
+			p.failures = 0
 			p.next = n.cfg.now().Add(n.cfg.ReprovideInterval)
 		}
 	}
@@ -361,7 +378,7 @@ func (n *Names) reprovideLoop() {
 				if n.ctx.Err() != nil {
 					return
 				}
-				n.log.Warn("name re-announcement failed", "name", d.name, "retry_in", n.cfg.RetryInterval, "err", err)
+				n.log.Info("name announcement failed; retrying", "name", d.name, "err", err)
 			}
 			next = n.nextDue(d.p, next)
 		}

@@ -370,6 +370,31 @@ func TestProvideBeforeJoiningRetries(t *testing.T) {
 	})
 }
 
+func TestProvideAnnouncesSoonAfterJoining(t *testing.T) {
+	// Two peers that do not know each other yet: the provider's first
+	// announcement fails. With the default one-minute cap, the backoff
+	// still announces within seconds of the two meeting.
+	hosts := newMesh(t, 1)
+	other := newMesh(t, 1)[0]
+	n := newNames(t, hosts[0], NamesConfig{})
+	if err := n.Provide(t.Context(), "pizza"); err == nil {
+		t.Fatal("Provide with an empty routing table succeeded")
+	}
+	if err := other.h.Connect(t.Context(), peer.AddrInfo{ID: hosts[0].ID(), Addrs: hosts[0].h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := NameCID("pizza")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The record reaches the other peer's store only through a retried
+	// announcement; a fixed one-minute retry would miss this deadline.
+	waitFor(t, 20*time.Second, "the retried announcement to reach the other peer", func() bool {
+		ps, err := other.d.ProviderStore().GetProviders(t.Context(), key.Hash())
+		return err == nil && len(ps) == 1 && ps[0].ID == hosts[0].ID()
+	})
+}
+
 func TestResolvePeer(t *testing.T) {
 	hosts := newMesh(t, 4)
 	n := newNames(t, hosts[1], NamesConfig{LookupTimeout: 2 * time.Second})
