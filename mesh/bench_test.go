@@ -16,6 +16,8 @@ import (
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/node"
+
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // The baselines carry a line of the same size as the mesh's dispatch and
@@ -266,7 +268,7 @@ func BenchmarkFanoutRawGossipsub(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	waitFor(b, 10*time.Second, "subscribers known to the publisher", func() bool { return len(pt.ListPeers()) == fanout })
+	poll.Until(b, 10*time.Second, "subscribers known to the publisher", func() bool { return len(pt.ListPeers()) == fanout })
 	msg := dispatch.New("POST", "tick").AppendJSON(nil)
 	b.ReportAllocs()
 	for b.Loop() {

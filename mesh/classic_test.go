@@ -19,6 +19,8 @@ import (
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/node"
 	"github.com/jstp-peer/jstp-peer/routing"
+
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // The tests below drive the classic gateways (ListenTCP, ListenWS) with a
@@ -372,7 +374,7 @@ func TestClassicGatewayCloseReleasesSubscriptions(t *testing.T) {
 		t.Fatalf("%d subscriptions owned by %s, want 2: %+v", got, owner, n.Subscriptions())
 	}
 	a.conn.Close()
-	waitFor(t, 10*time.Second, "subscriptions released", func() bool { return clOwned(n, owner) == 0 })
+	poll.Until(t, 10*time.Second, "subscriptions released", func() bool { return clOwned(n, owner) == 0 })
 
 	// With its subscriber gone, a request is answered 404 again.
 	b := clDial(t, g)
@@ -552,7 +554,7 @@ func TestGatewayCloseWithOpenConnections(t *testing.T) {
 	}
 	ws.CloseNow()
 	// The subscription of the bound client is released too.
-	waitFor(t, 10*time.Second, "subscriptions released", func() bool {
+	poll.Until(t, 10*time.Second, "subscriptions released", func() bool {
 		return clOwned(n, "tcp:"+tcps[0].conn.LocalAddr().String()) == 0
 	})
 	// Closing twice is harmless.
@@ -628,7 +630,7 @@ func TestClassicClientToGateway(t *testing.T) {
 		}
 	}
 	// One pooled connection per gateway.
-	waitFor(t, clReadTimeout, "one connection per gateway", func() bool {
+	poll.Until(t, clReadTimeout, "one connection per gateway", func() bool {
 		return tg.count.Load() == 1 && wg.count.Load() == 1
 	})
 
@@ -638,7 +640,7 @@ func TestClassicClientToGateway(t *testing.T) {
 	if err := fwd.cc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, clReadTimeout, "the gateways to drop the client's connections", func() bool {
+	poll.Until(t, clReadTimeout, "the gateways to drop the client's connections", func() bool {
 		tg.mu.Lock()
 		defer tg.mu.Unlock()
 		wg.mu.Lock()

@@ -17,20 +17,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-)
 
-// waitFor polls cond until it holds or the deadline passes; tests wait on
-// conditions, never on sleeps.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
+	"github.com/jstp-peer/jstp-peer/internal/poll"
+)
 
 func testKey(t testing.TB) crypto.PrivKey {
 	t.Helper()
@@ -89,12 +78,12 @@ func TestBootstrapConnects(t *testing.T) {
 	if got := b.LibP2P().Network().Connectedness(a.ID()); got != network.Connected {
 		t.Fatalf("b -> a connectedness = %v after New", got)
 	}
-	waitFor(t, 5*time.Second, "a to see b", func() bool {
+	poll.Until(t, 5*time.Second, "a to see b", func() bool {
 		return a.LibP2P().Network().Connectedness(b.ID()) == network.Connected
 	})
 	// Both are DHT servers under /jstp, so each lands in the other's
 	// routing table once identify has run.
-	waitFor(t, 5*time.Second, "DHT routing tables to fill", func() bool {
+	poll.Until(t, 5*time.Second, "DHT routing tables to fill", func() bool {
 		return a.DHT().RoutingTable().Find(b.ID()) != "" && b.DHT().RoutingTable().Find(a.ID()) != ""
 	})
 	if !slices.Contains(a.LibP2P().Mux().Protocols(), "/jstp/kad/1.0.0") {
@@ -175,7 +164,7 @@ func TestGossipsubDelivers(t *testing.T) {
 	defer sub.Cancel()
 	// a must know that b subscribes before publishing, or the message
 	// has nobody to go to.
-	waitFor(t, 10*time.Second, "a to see b on the topic", func() bool {
+	poll.Until(t, 10*time.Second, "a to see b on the topic", func() bool {
 		return slices.Contains(ta.ListPeers(), b.ID())
 	})
 
@@ -213,7 +202,7 @@ func TestPeersAndPing(t *testing.T) {
 	if rtt <= 0 {
 		t.Errorf("rtt = %v", rtt)
 	}
-	waitFor(t, 5*time.Second, "identify to record the agent", func() bool {
+	poll.Until(t, 5*time.Second, "identify to record the agent", func() bool {
 		ps := b.Peers()
 		return len(ps) == 1 && ps[0].Agent == UserAgent
 	})
@@ -221,7 +210,7 @@ func TestPeersAndPing(t *testing.T) {
 	if p.ID != a.ID() || len(p.Addrs) == 0 || p.Latency <= 0 || p.Inbound {
 		t.Errorf("peer info = %+v", p)
 	}
-	waitFor(t, 5*time.Second, "a to list b as inbound", func() bool {
+	poll.Until(t, 5*time.Second, "a to list b as inbound", func() bool {
 		ps := a.Peers()
 		return len(ps) == 1 && ps[0].ID == b.ID() && ps[0].Inbound
 	})
@@ -361,7 +350,7 @@ func TestMDNSFindsPeer(t *testing.T) {
 		return newTestHost(t, cfg)
 	}
 	a, b := newMDNS(), newMDNS()
-	waitFor(t, 20*time.Second, "mDNS to connect the peers", func() bool {
+	poll.Until(t, 20*time.Second, "mDNS to connect the peers", func() bool {
 		return a.LibP2P().Network().Connectedness(b.ID()) == network.Connected
 	})
 	if strings.Contains(MDNSServiceName, " ") {

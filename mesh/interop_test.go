@@ -22,6 +22,8 @@ import (
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/node"
+
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // The tests below run the gateways and the classic client against the
@@ -483,7 +485,7 @@ func TestInteropMeshToNodeServer(t *testing.T) {
 // when the gateway has processed it).
 func interopWaitBound(t *testing.T, n *node.Node, method string, resource ...string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the Node binder's subscription", func() bool {
+	poll.Until(t, 10*time.Second, "the Node binder's subscription", func() bool {
 		for _, s := range n.Subscriptions() {
 			if s.Method == method && strings.Join(s.Resource, "/") == strings.Join(resource, "/") && strings.HasPrefix(s.Owner, "tcp:") {
 				return true

@@ -17,6 +17,8 @@ import (
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/node"
 	"github.com/jstp-peer/jstp-peer/routing"
+
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // newTestPeer starts a loopback peer that bootstraps from boot (if any).
@@ -121,7 +123,7 @@ func TestNameProvidedByThreeResolvedFromTwenty(t *testing.T) {
 	// Announcing needs DHT neighbours; peers started together find them
 	// a moment after they start.
 	for _, p := range append(peers[5:8], peers[n-1]) {
-		waitFor(t, 20*time.Second, "DHT routing table", func() bool { return p.Host.DHT().RoutingTable().Size() > 0 })
+		poll.Until(t, 20*time.Second, "DHT routing table", func() bool { return p.Host.DHT().RoutingTable().Size() > 0 })
 	}
 	providers := map[string]bool{}
 	for _, p := range peers[5:8] {
@@ -224,11 +226,11 @@ func TestRemoteBindFiftySubscribers(t *testing.T) {
 		if err := target.Node.Send(t.Context(), dispatch.New("POST", "news", id)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 20*time.Second, "every subscriber to get "+id, func() bool { return ev.all(subs, id) })
+		poll.Until(t, 20*time.Second, "every subscriber to get "+id, func() bool { return ev.all(subs, id) })
 	}
 	// A last event flushes anything still in flight before the count.
 	target.Node.Send(t.Context(), dispatch.New("POST", "news", "last"))
-	waitFor(t, 20*time.Second, "every subscriber to get the last event", func() bool { return ev.all(subs, "last") })
+	poll.Until(t, 20*time.Second, "every subscriber to get the last event", func() bool { return ev.all(subs, "last") })
 	ev.mu.Lock()
 	for i := 0; i < subs; i++ {
 		for id, n := range ev.got[i] {
@@ -258,7 +260,7 @@ func TestRemoteBindFiftySubscribers(t *testing.T) {
 		t.Fatal(err)
 	}
 	peers[1].Close()
-	waitFor(t, 20*time.Second, "released and departed subscriptions to go", func() bool {
+	poll.Until(t, 20*time.Second, "released and departed subscriptions to go", func() bool {
 		for _, s := range target.Node.Subscriptions() {
 			if s.Owner == peers[0].Host.ID().String() || s.Owner == peers[1].Host.ID().String() {
 				return false
@@ -267,7 +269,7 @@ func TestRemoteBindFiftySubscribers(t *testing.T) {
 		return true
 	})
 	target.Node.Send(t.Context(), dispatch.New("POST", "news", "after"))
-	waitFor(t, 20*time.Second, "the rest to get the event after release", func() bool {
+	poll.Until(t, 20*time.Second, "the rest to get the event after release", func() bool {
 		ev.mu.Lock()
 		defer ev.mu.Unlock()
 		for i := 2; i < subs; i++ {
@@ -364,7 +366,7 @@ func TestAutoDHTModeResolvesNamesOnALAN(t *testing.T) {
 	auto := func(c *PeerConfig) { c.Host.DHTMode = DHTAuto }
 	a := newTestPeer(t, nil, auto)
 	b := newTestPeer(t, a, auto, func(c *PeerConfig) { c.Provide = []string{"menu.lan"} })
-	waitFor(t, 20*time.Second, "the name to resolve", func() bool {
+	poll.Until(t, 20*time.Second, "the name to resolve", func() bool {
 		ps, err := a.Names.Resolve(t.Context(), "menu.lan")
 		return err == nil && len(ps) == 1 && ps[0].ID == b.Host.ID()
 	})

@@ -89,21 +89,6 @@ func answerCode(t *testing.T, a *dispatch.Dispatch) int {
 	return code
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("never happened: %s", what)
-		}
-	}
-}
-
 func ep(method string, resource ...string) dispatch.Endpoint {
 	return dispatch.Endpoint{Method: method, Resource: resource}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 func TestHandleAndRequest(t *testing.T) {
@@ -263,7 +265,7 @@ func TestRemoteSubscriberLifecycle(t *testing.T) {
 	}
 	// Departure releases: the binding goes away with its origin.
 	o.leave()
-	eventually(t, "departed origin's subscription released", func() bool {
+	poll.Until(t, 10*time.Second, "departed origin's subscription released", func() bool {
 		for _, s := range n.Subscriptions() {
 			if s.Owner == "remote" {
 				return false
@@ -314,8 +316,8 @@ func TestBindHooksAndLoopGuard(t *testing.T) {
 		n.Receive(ctx, o, dispatch.NewSubscription("BIND", ep("GET", "room", fmt.Sprint("inner", k))))
 	})
 	n.Receive(context.Background(), o, dispatch.NewSubscription("BIND", ep("GET", "room", "1")))
-	eventually(t, "inner BIND registered", func() bool { return len(n.subs.find(o, ep("GET", "room", "inner1"))) == 1 })
-	eventually(t, "loop guard counted", func() bool { return n.hooks.Load() == 1 })
+	poll.Until(t, 10*time.Second, "inner BIND registered", func() bool { return len(n.subs.find(o, ep("GET", "room", "inner1"))) == 1 })
+	poll.Until(t, 10*time.Second, "loop guard counted", func() bool { return n.hooks.Load() == 1 })
 	if got := hooks.Load(); got != 1 {
 		t.Fatalf("hook ran %d times, want 1", got)
 	}
@@ -459,7 +461,7 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	for range ch {
 	}
 	close(block)
-	eventually(t, "goroutines stopped", func() bool { return runtime.NumGoroutine() <= before })
+	poll.Until(t, 10*time.Second, "goroutines stopped", func() bool { return runtime.NumGoroutine() <= before })
 	if _, err := n.Request(context.Background(), dispatch.New("GET", "x")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // link is the in-process stand-in for a transport between two engines:
@@ -102,7 +104,7 @@ func TestBindAtAcrossEngines(t *testing.T) {
 	if err := rb.Release(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "binding released on B", func() bool {
+	poll.Until(t, 10*time.Second, "binding released on B", func() bool {
 		for _, s := range b.Subscriptions() {
 			if s.Owner == "A" {
 				return false

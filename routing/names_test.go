@@ -20,6 +20,8 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // fakeClock is the cache's clock in tests: time moves only when the test
@@ -41,18 +43,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -108,7 +98,7 @@ func newMesh(t *testing.T, n int) []*testPeer {
 			}
 		}
 	}
-	waitFor(t, 15*time.Second, "routing tables to fill", func() bool {
+	poll.Until(t, 15*time.Second, "routing tables to fill", func() bool {
 		if peers[0].d.RoutingTable().Size() < n-1 {
 			return false
 		}
@@ -277,7 +267,7 @@ func TestResolveCacheAndRefresh(t *testing.T) {
 	if s := n.Stats(); s.Refreshes != 1 || s.Lookups != 2 {
 		t.Fatalf("stale entry: %+v, want 1 refresh, 2 lookups", s)
 	}
-	waitFor(t, 10*time.Second, "the refresh to land", func() bool {
+	poll.Until(t, 10*time.Second, "the refresh to land", func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		return len(n.flights) == 0
@@ -340,7 +330,7 @@ func TestReprovide(t *testing.T) {
 	if err := n.Provide(t.Context(), "pizza"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "two re-announcements", func() bool {
+	poll.Until(t, 10*time.Second, "two re-announcements", func() bool {
 		return n.Stats().Announcements >= 3
 	})
 	n.Unprovide("pizza")
@@ -365,7 +355,7 @@ func TestProvideBeforeJoiningRetries(t *testing.T) {
 	if p := n.Provided(); !slices.Equal(p, []string{"pizza"}) {
 		t.Fatalf("Provided() = %v, want the name kept", p)
 	}
-	waitFor(t, 10*time.Second, "retries", func() bool {
+	poll.Until(t, 10*time.Second, "retries", func() bool {
 		return n.Stats().Announcements >= 3
 	})
 }
@@ -389,7 +379,7 @@ func TestProvideAnnouncesSoonAfterJoining(t *testing.T) {
 	}
 	// The record reaches the other peer's store only through a retried
 	// announcement; a fixed one-minute retry would miss this deadline.
-	waitFor(t, 20*time.Second, "the retried announcement to reach the other peer", func() bool {
+	poll.Until(t, 20*time.Second, "the retried announcement to reach the other peer", func() bool {
 		ps, err := other.d.ProviderStore().GetProviders(t.Context(), key.Hash())
 		return err == nil && len(ps) == 1 && ps[0].ID == hosts[0].ID()
 	})
@@ -432,7 +422,7 @@ func TestResolvePeerFindsUnknownPeerThroughDHT(t *testing.T) {
 	target := hosts[3]
 	// The lookup needs a DHT neighbour that knows target; on a loaded
 	// machine routing tables fill a moment after the mesh forms.
-	waitFor(t, 20*time.Second, "a DHT neighbour to know the target", func() bool {
+	poll.Until(t, 20*time.Second, "a DHT neighbour to know the target", func() bool {
 		return hosts[0].d.RoutingTable().Find(target.ID()) != "" || hosts[2].d.RoutingTable().Find(target.ID()) != ""
 	})
 	// Forget what identify and the bootstrap taught hosts[1] about

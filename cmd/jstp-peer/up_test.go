@@ -19,6 +19,8 @@ import (
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
+
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // syncBuffer is a bytes.Buffer that a command writes to while the test
@@ -38,18 +40,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // upPeer is a `jstp-peer up` running in-process.
@@ -207,7 +197,7 @@ func TestUpSendBindPeers(t *testing.T) {
 		go func() {
 			done <- run(bctx, []string{"bind", "POST jstp:///news/*", "--via", b.gw}, strings.NewReader(""), bindOut, bindErr)
 		}()
-		waitFor(t, 20*time.Second, "the BIND's answer", func() bool {
+		poll.Until(t, 20*time.Second, "the BIND's answer", func() bool {
 			select {
 			case code := <-done:
 				t.Fatalf("bind exited %d: %s", code, bindErr)
@@ -223,7 +213,7 @@ func TestUpSendBindPeers(t *testing.T) {
 		if as := answersIn(t, out); len(as) != 1 || answerCode(t, as[0]) != 200 {
 			t.Fatalf("the subscriber's answer: %s", out)
 		}
-		waitFor(t, 10*time.Second, "bind to print the POST", func() bool { return strings.Contains(bindOut.String(), `"today"`) })
+		poll.Until(t, 10*time.Second, "bind to print the POST", func() bool { return strings.Contains(bindOut.String(), `"today"`) })
 		got := answersIn(t, bindOut.String())
 		if len(got) != 1 || got[0].Method != "POST" || bodyText(got[0].Body) != "extra! extra!" {
 			t.Fatalf("bind printed %s", bindOut)
@@ -238,7 +228,7 @@ func TestUpSendBindPeers(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("bind did not stop")
 		}
-		waitFor(t, 10*time.Second, "the subscription to go", func() bool {
+		poll.Until(t, 10*time.Second, "the subscription to go", func() bool {
 			for _, s := range b.p.Node.Subscriptions() {
 				if len(s.Resource) > 0 && s.Resource[0] == "news" {
 					return false
