@@ -561,18 +561,7 @@ func TestGatewayCloseWithOpenConnections(t *testing.T) {
 	tg.Close()
 	wg.Close()
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		now := runtime.NumGoroutine()
-		if now <= base+1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Close, %d before:\n%s", now, base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Goroutines(t, 10*time.Second, base+1)
 }
 
 // clRelayForwarder sends what the engine forwards to classic hosts

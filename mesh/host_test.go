@@ -271,27 +271,17 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	run()
 	base := settledGoroutines()
 	run()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= base {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("%d goroutines after Close, %d before:\n%s", n, base, buf)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
+	poll.Goroutines(t, 10*time.Second, base)
 }
 
 // settledGoroutines waits until the goroutine count stops falling (closed
 // hosts' goroutines wind down asynchronously) and returns it.
 func settledGoroutines() int {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	n := runtime.NumGoroutine()
 	for range 100 {
-		time.Sleep(50 * time.Millisecond) // polling interval
+		<-tick.C
 		m := runtime.NumGoroutine()
 		if m >= n {
 			return m

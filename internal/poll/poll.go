@@ -6,6 +6,7 @@
 package poll
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
@@ -18,6 +19,14 @@ const Interval = 10 * time.Millisecond
 // not a performance bound, so make it generous.
 func Until(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Wait(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// Wait checks cond every Interval until it holds (true) or timeout passes
+// (false), for callers that report a timeout their own way.
+func Wait(timeout time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(Interval)
@@ -26,7 +35,20 @@ func Until(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return cond()
 		}
 	}
+	return true
+}
+
+// Goroutines waits until at most n goroutines run, and fails t with every
+// goroutine's stack if that does not happen within timeout: what is left
+// running after a Close is a leak, and the stacks say whose.
+func Goroutines(t testing.TB, timeout time.Duration, n int) {
+	t.Helper()
+	if Wait(timeout, func() bool { return runtime.NumGoroutine() <= n }) {
+		return
+	}
+	buf := make([]byte, 1<<20)
+	t.Fatalf("%d goroutines still running, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
 }
