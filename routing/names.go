@@ -396,6 +396,32 @@ func (n *Names) reprovideLoop() {
 	}
 }
 
+// neighbourWait bounds how long a lookup waits for the DHT's first
+// neighbour: long enough for a peer that has just started to finish
+// meeting its bootstrap peers, short enough that a peer that is really
+// alone answers "not found" promptly.
+const neighbourWait = 3 * time.Second
+
+// awaitNeighbours gives a peer that has just started the moment it needs
+// to fill its routing table: a lookup from an empty table fails at once,
+// and a negative answer would then be cached.
+func (n *Names) awaitNeighbours(ctx context.Context) {
+	if n.dht.RoutingTable().Size() > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, neighbourWait)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for n.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // nextDue returns the earlier of p's due time and next.
 func (n *Names) nextDue(p *provision, next time.Time) time.Time {
 	n.mu.Lock()
@@ -502,6 +528,7 @@ func (n *Names) lookup(name string) ([]peer.AddrInfo, error) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.LookupTimeout)
 	defer cancel()
+	n.awaitNeighbours(ctx)
 	found := make(map[peer.ID]peer.AddrInfo)
 	// Read until the channel closes: the DHT stops on its own after
 	// MaxProviders providers, at the end of the walk, or at the timeout,
@@ -607,6 +634,7 @@ func (n *Names) ResolvePeer(ctx context.Context, id peer.ID) (peer.AddrInfo, err
 	defer cancel()
 	stop := context.AfterFunc(n.ctx, cancel)
 	defer stop()
+	n.awaitNeighbours(lctx)
 	ai, err := n.dht.FindPeer(lctx, id)
 	if err == nil && len(ai.Addrs) > 0 {
 		return ai, nil
