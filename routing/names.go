@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -568,15 +569,7 @@ func (n *Names) lookup(name string) ([]peer.AddrInfo, error) {
 	for _, ai := range found {
 		providers = append(providers, ai)
 	}
-	slices.SortFunc(providers, func(a, b peer.AddrInfo) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(providers, func(a, b peer.AddrInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return providers, nil
 }
 
