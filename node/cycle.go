@@ -210,12 +210,14 @@ func wantsAnswer(d *dispatch.Dispatch) bool {
 }
 
 func (n *Node) processSubscription(ctx context.Context, d *dispatch.Dispatch, from Origin) error {
+	if from == Origin(n.local) {
+		// A BIND or RELEASE from the Go API that stays here has no origin
+		// to deliver to or release for; Bind and Release are the API.
+		return dispatch.Errorf(dispatch.ErrBadDispatch, "a local %s has nobody to deliver to: use Node.Bind or Node.Release", d.Method)
+	}
 	ep := *d.Endpoint
 	switch d.Method {
 	case dispatch.BIND:
-		if from == Origin(n.local) {
-			return dispatch.Errorf(dispatch.ErrBadDispatch, "a local BIND has nobody to deliver to: use Node.Bind")
-		}
 		if _, err := n.subscribe(ep, from, nil, 1, false); err != nil {
 			return err
 		}

@@ -263,9 +263,6 @@ func (n *Node) Send(ctx context.Context, d *dispatch.Dispatch) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
-	if d.Kind() == dispatch.Subscription && len(n.trimLocal(d.Host)) == 0 {
-		return dispatch.Errorf(dispatch.ErrBadDispatch, "a local %s has nobody to deliver to: use Node.Bind or Node.Release", d.Method)
-	}
 	return n.dispatch(ctx, d.Clone(), n.local, true)
 }
 
@@ -311,9 +308,7 @@ func (n *Node) Request(ctx context.Context, d *dispatch.Dispatch) (<-chan *dispa
 	out := make(chan *dispatch.Dispatch, 16)
 	n.wg.Add(1)
 	go n.collect(ctx, tx, deadline, out)
-	if d.Kind() == dispatch.Subscription && len(n.trimLocal(d.Host)) == 0 {
-		n.answerErr(ctx, n.local, d, dispatch.Errorf(dispatch.ErrBadDispatch, "a local %s has nobody to deliver to: use Node.Bind or Node.Release", d.Method))
-	} else if err := n.dispatch(ctx, d, n.local, true); err != nil {
+	if err := n.dispatch(ctx, d, n.local, true); err != nil {
 		n.answerErr(ctx, n.local, d, err)
 	}
 	return out, nil

@@ -489,3 +489,23 @@ func TestHopLimit(t *testing.T) {
 		t.Fatalf("got %s, want 508", a)
 	}
 }
+
+func TestLocalSubscriptionDispatchesAreRefused(t *testing.T) {
+	n := newNode(t)
+	sub, _ := n.Bind(ep("POST", "kept"), func(context.Context, *Incoming) {})
+	ctx := context.Background()
+	for _, m := range []string{"BIND", "RELEASE"} {
+		d := dispatch.NewSubscription(m, ep("POST", "kept"))
+		if err := n.Send(ctx, d); dispatch.Code(err) != 400 || !strings.Contains(err.Error(), "use Node.Bind") {
+			t.Errorf("Send(%s) = %v, want 400 pointing at the Go API", m, err)
+		}
+		as := collectAll(t, must(n.Request(ctx, d)))
+		if len(as) != 1 || answerCode(t, as[0]) != 400 {
+			t.Errorf("Request(%s) answers = %v, want one 400", m, as)
+		}
+	}
+	// The refused RELEASE left the Go binding alone.
+	if err := n.Release(sub); err != nil {
+		t.Fatalf("binding was released by a local RELEASE dispatch: %v", err)
+	}
+}

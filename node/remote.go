@@ -124,9 +124,9 @@ func (o *callbackOrigin) run() {
 	for {
 		select {
 		case d := <-o.queue:
-			// The remote engine's topic carries what matches its
-			// endpoint; check the exact pattern here too, since a
-			// publisher is not to be trusted with that.
+			// The mirror subscription matched d already, but Deliver
+			// carries only the dispatch: matching again recovers the
+			// captures for fn.
 			params, ok := o.ep.Match(d)
 			if !ok {
 				o.n.log.Debug("dropped event that does not match the binding", "binding", o.ep.Endpoint.String())
