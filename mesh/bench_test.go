@@ -74,27 +74,39 @@ func benchLine(c *Peer) []byte {
 	return append(benchRequest(c).AppendJSON(nil), '\n')
 }
 
-// BenchmarkRoundTripRawStream echoes the same bytes over one libp2p
-// stream between the same kind of hosts.
-func BenchmarkRoundTripRawStream(b *testing.B) {
+// rawEchoStream opens a libp2p stream between a benchmark pair to an echo
+// handler on the far side: the baseline the dispatch stream is measured
+// against.
+func rawEchoStream(b *testing.B) (s network.Stream, line []byte) {
 	a, c := benchPair(b)
 	c.Host.LibP2P().SetStreamHandler(echoProto, func(s network.Stream) { echoLines(s, s); s.Close() })
 	s, err := a.Host.LibP2P().NewStream(context.Background(), c.Host.ID(), echoProto)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	line := benchLine(c)
-	br := bufio.NewReader(s)
+	b.Cleanup(func() { s.Close() })
+	return s, benchLine(c)
+}
+
+// echoRoundTrips writes line and reads its echo once per iteration.
+func echoRoundTrips(b *testing.B, rw io.ReadWriter, line []byte) {
+	br := bufio.NewReader(rw)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Write(line); err != nil {
+		if _, err := rw.Write(line); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := br.ReadSlice('\n'); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRoundTripRawStream echoes the same bytes over one libp2p
+// stream between the same kind of hosts.
+func BenchmarkRoundTripRawStream(b *testing.B) {
+	s, line := rawEchoStream(b)
+	echoRoundTrips(b, s, line)
 }
 
 // BenchmarkRoundTripRawTCP echoes the same bytes over loopback TCP.
@@ -117,17 +129,7 @@ func BenchmarkRoundTripRawTCP(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	line := append(dispatch.New("GET", "bench", "1").AppendJSON(nil), '\n')
-	br := bufio.NewReader(conn)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := conn.Write(line); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := br.ReadSlice('\n'); err != nil {
-			b.Fatal(err)
-		}
-	}
+	echoRoundTrips(b, conn, append(dispatch.New("GET", "bench", "1").AppendJSON(nil), '\n'))
 }
 
 // BenchmarkPipelinedMesh keeps 64 requests in flight between two peers;
@@ -161,14 +163,7 @@ func BenchmarkPipelinedMesh(b *testing.B) {
 // BenchmarkPipelinedRawStream writes and reads the same bytes on one
 // libp2p stream with 64 lines in flight.
 func BenchmarkPipelinedRawStream(b *testing.B) {
-	a, c := benchPair(b)
-	c.Host.LibP2P().SetStreamHandler(echoProto, func(s network.Stream) { echoLines(s, s); s.Close() })
-	s, err := a.Host.LibP2P().NewStream(context.Background(), c.Host.ID(), echoProto)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	line := benchLine(c)
+	s, line := rawEchoStream(b)
 	credit := make(chan struct{}, 64)
 	done := make(chan struct{})
 	var read atomic.Int64
