@@ -444,6 +444,48 @@ func TestParseNotation(t *testing.T) {
 	}
 }
 
+// TestParseNotationJSONNotAnObject checks that text starting with "[" is
+// read as JSON, so a JSON array is refused as JSON rather than as an
+// unknown method of the HTTP-like notation.
+func TestParseNotationJSONNotAnObject(t *testing.T) {
+	obj := `{"protocol":["JSTP","0.4"],"method":"GET","resource":["x"],"timestamp":1}`
+	for _, tc := range []struct {
+		name string
+		in   string
+		code int
+		says string
+	}{
+		{"array", `[1,2,3]`, 400, "not a JSON object: the document is a JSON array"},
+		{"empty array", `[]`, 400, "JSON array"},
+		{"array of strings", `["GET","/foods/pizza"]`, 400, "JSON array"},
+		{"array after white space", " \r\n\t[1,2,3]\n", 400, "JSON array"},
+		{"text starting with [", "[GET /foods/pizza JSTP/0.4\nhost: h\n", 400, "not a JSON object"},
+		{"bracket alone", "[", 400, "not a JSON object"},
+		{"object", obj, 200, ""},
+		{"object after white space", " \r\n\t" + obj + "\n", 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := ParseNotation([]byte(tc.in), notationDecoder)
+			if tc.code == 200 {
+				if err != nil {
+					t.Fatalf("ParseNotation(%q): %v", tc.in, err)
+				}
+				if got := d.String(); got != obj {
+					t.Fatalf("ParseNotation(%q)\n got  %s\n want %s", tc.in, got, obj)
+				}
+				return
+			}
+			wantNotationErr(t, err, tc.code, tc.says)
+			if !errors.Is(err, ErrBadDispatch) {
+				t.Fatalf("error %q does not wrap ErrBadDispatch", err)
+			}
+			if d != nil {
+				t.Fatalf("ParseNotation(%q) returned %s with its error; want nil", tc.in, d)
+			}
+		})
+	}
+}
+
 // TestNotationsOfEveryMorphology writes one dispatch of each morphology
 // in every notation it fits and reads it back.
 func TestNotationsOfEveryMorphology(t *testing.T) {
