@@ -110,7 +110,8 @@ func ErrorForCode(code int) error {
 
 // Errorf wraps sentinel with a formatted detail: Errorf(ErrBadDispatch,
 // "missing header %q", "timestamp") reads "bad dispatch: missing header
-// "timestamp"" and maps to 400.
+// "timestamp"" and maps to 400. The format may wrap a cause with %w, so
+// that errors.Is and errors.As find both the sentinel and the cause.
 func Errorf(sentinel error, format string, args ...any) error {
-	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -269,26 +268,9 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	// dependencies keep for good (metrics, timers, resolvers); measure from
 	// the second.
 	run()
-	base := settledGoroutines()
+	base := poll.SettledGoroutines()
 	run()
 	poll.Goroutines(t, 10*time.Second, base)
-}
-
-// settledGoroutines waits until the goroutine count stops falling (closed
-// hosts' goroutines wind down asynchronously) and returns it.
-func settledGoroutines() int {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	n := runtime.NumGoroutine()
-	for range 100 {
-		<-tick.C
-		m := runtime.NumGoroutine()
-		if m >= n {
-			return m
-		}
-		n = m
-	}
-	return n
 }
 
 func TestParseDHTMode(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package mesh
 
 import (
 	"errors"
@@ -9,12 +9,10 @@ import (
 	"syscall"
 
 	"github.com/multiformats/go-multiaddr"
-
-	"github.com/jstp-peer/jstp-peer/mesh"
 )
 
-// Why probe ports before starting: libp2p's TCP transport listens with
-// SO_REUSEPORT, so a second peer on port 4033 would not fail, it would
+// Probing listen addresses before a peer starts. Why probe: libp2p's TCP
+// transport listens with SO_REUSEPORT, so a second peer on port 4033 would not fail, it would
 // share the port with the first, and the kernel would hand each incoming
 // connection to either of them at random. A plain bind (without
 // SO_REUSEPORT) still fails on a port that anyone holds, so the probe
@@ -70,10 +68,10 @@ func (t listenTarget) inUse() bool {
 			_ = pc.Close()
 		}
 	}
-	return err != nil && isAddrInUse(err)
+	return err != nil && IsAddrInUse(err)
 }
 
-func isAddrInUse(err error) bool {
+func IsAddrInUse(err error) bool {
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return true
 	}
@@ -82,8 +80,8 @@ func isAddrInUse(err error) bool {
 	return strings.Contains(msg, "address already in use") || strings.Contains(msg, "only one usage of each socket address")
 }
 
-// busyListenAddr returns the first listen multiaddr whose socket is taken.
-func busyListenAddr(addrs []string) (string, bool) {
+// BusyListenAddr returns the first listen multiaddr whose socket is taken.
+func BusyListenAddr(addrs []string) (string, bool) {
 	for _, a := range addrs {
 		if t, ok := targetOf(a); ok && t.inUse() {
 			return a, true
@@ -92,20 +90,20 @@ func busyListenAddr(addrs []string) (string, bool) {
 	return "", false
 }
 
-// ephemeralDefaults are the default listen addresses with port 0: the
+// EphemeralListenAddrs are the default listen addresses with port 0: the
 // same interfaces and transports, on ports the system picks.
-func ephemeralDefaults() []string {
-	port := strconv.Itoa(mesh.DefaultPort)
-	out := make([]string, len(mesh.DefaultListenAddrs))
-	for i, a := range mesh.DefaultListenAddrs {
+func EphemeralListenAddrs() []string {
+	port := strconv.Itoa(DefaultPort)
+	out := make([]string, len(DefaultListenAddrs))
+	for i, a := range DefaultListenAddrs {
 		a = strings.Replace(a, "/tcp/"+port, "/tcp/0", 1)
 		out[i] = strings.Replace(a, "/udp/"+port+"/", "/udp/0/", 1)
 	}
 	return out
 }
 
-// tcpInUse reports whether a TCP host:port is taken.
-func tcpInUse(addr string) bool {
+// TCPInUse reports whether a TCP host:port is taken.
+func TCPInUse(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
@@ -117,8 +115,8 @@ func tcpInUse(addr string) bool {
 	return listenTarget{network, addr}.inUse()
 }
 
-// ephemeralLike returns addr with port 0, on the same host.
-func ephemeralLike(addr string) string {
+// EphemeralLike returns addr with port 0, on the same host.
+func EphemeralLike(addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "127.0.0.1:0"
@@ -126,10 +124,10 @@ func ephemeralLike(addr string) string {
 	return net.JoinHostPort(host, "0")
 }
 
-// allLoopback reports whether every multiaddr is on a loopback interface
+// AllLoopback reports whether every multiaddr is on a loopback interface
 // (127.0.0.0/8, ::1, localhost). A peer that only listens or dials there
 // needs none of the NAT traversal machinery (mesh.Config.Loopback).
-func allLoopback(addrs []string) bool {
+func AllLoopback(addrs []string) bool {
 	if len(addrs) == 0 {
 		return false
 	}
@@ -155,7 +153,7 @@ func allLoopback(addrs []string) bool {
 	return true
 }
 
-// listenBusyError explains a listen address someone else holds.
-func listenBusyError(addr string) error {
+// ListenBusyError explains a listen address someone else holds.
+func ListenBusyError(addr string) error {
 	return fmt.Errorf("listen address %s is in use (another peer on this machine?): pass --listen /ip4/0.0.0.0/tcp/0 for a free port, or other ports and another --data-dir", addr)
 }

@@ -13,6 +13,8 @@ type PeerInfo struct {
 	Protocol string `json:"protocol"`
 	Started  int64  `json:"started"`  // Unix milliseconds
 	UptimeMS int64  `json:"uptimeMs"` // milliseconds
+	// Stats counts what the engine did, and what it dropped by reason.
+	Stats Stats `json:"stats"`
 }
 
 // SubscriptionInfo is one element of the body of GET ["subscriptions"].
@@ -34,6 +36,7 @@ func (n *Node) Info() PeerInfo {
 		Protocol: "JSTP/" + dispatch.Version,
 		Started:  n.started.UnixMilli(),
 		UptimeMS: now.Sub(n.started).Milliseconds(),
+		Stats:    n.Stats(),
 	}
 }
 

@@ -3,13 +3,16 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/jstp-peer/jstp-peer/dispatch"
 )
+
+// The dispatch cycle: a host-chain step (forward, or process here), then
+// by kind — regular dispatches trigger subscriptions, BIND and RELEASE
+// change them, answers and exceptions go back to their emitters.
 
 // hookDepthKey marks contexts of BIND/RELEASE hooks: a hook that binds
 // again must not trigger itself without end.
@@ -24,13 +27,7 @@ const maxHookDepth = 1
 // ANSWER when the dispatch wanted one, an exception dispatch otherwise),
 // so the caller only has to keep reading.
 func (n *Node) Receive(ctx context.Context, from Origin, d *dispatch.Dispatch) {
-	if n.closed() {
-		return
-	}
-	n.stats.received.Add(1)
-	if err := n.dispatch(ctx, d, from, !n.cfg.noForward); err != nil {
-		n.answerErr(ctx, from, d, err)
-	}
+	n.receive(ctx, replyTo{o: from, via: takeVia(d)}, d)
 }
 
 // ReceiveFrame decodes one encoded dispatch with the engine's decoder and
@@ -39,11 +36,27 @@ func (n *Node) Receive(ctx context.Context, from Origin, d *dispatch.Dispatch) {
 func (n *Node) ReceiveFrame(ctx context.Context, from Origin, frame []byte) {
 	d, err := n.cfg.decoder.Decode(frame)
 	if err != nil {
-		n.log.Info("rejected dispatch", "from", from.ID(), "code", dispatch.Code(err), "err", err)
-		n.answerErr(ctx, from, d, err)
+		n.refuse(ctx, replyTo{o: from}, d, err)
 		return
 	}
 	n.Receive(ctx, from, d)
+}
+
+func (n *Node) receive(ctx context.Context, rt replyTo, d *dispatch.Dispatch) {
+	if n.closed() {
+		return
+	}
+	n.stats.received.Add(1)
+	if err := n.dispatch(ctx, d, rt, !n.cfg.noForward); err != nil {
+		n.answerErr(ctx, rt, d, err)
+	}
+}
+
+// refuse answers input that could not be read or accepted, and counts it.
+func (n *Node) refuse(ctx context.Context, rt replyTo, d *dispatch.Dispatch, err error) {
+	n.stats.rejected.Add(1)
+	n.warn.Info("rejected dispatch", "from", rt.o.ID(), "code", dispatch.Code(err), "err", err)
+	n.answerErr(ctx, rt, d, err)
 }
 
 // Decoder returns the decoder ReceiveFrame uses, so transports can apply
@@ -68,43 +81,87 @@ func (n *Node) trimLocal(hosts []dispatch.Host) []dispatch.Host {
 
 // dispatch takes one host-chain step: forward to the first element that
 // is not this engine, with the rest of the chain, or process here.
-func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, from Origin, mayForward bool) error {
+func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, mayForward bool) error {
 	rest := n.trimLocal(d.Host)
-	if len(rest) > 0 {
-		if !mayForward {
-			return dispatch.Errorf(dispatch.ErrNotGateway, "this engine does not forward (to %s)", rest[0])
-		}
-		if n.cfg.forwarder == nil {
-			return dispatch.Errorf(dispatch.ErrNotGateway, "no route to %s: this engine is not connected to a mesh", rest[0])
-		}
-		if err := n.countHop(d); err != nil {
-			return err
-		}
-		to := rest[0]
-		d.Host = rest[1:]
-		if len(d.Host) == 0 {
-			d.Host = nil
-		}
-		n.stats.forwarded.Add(1)
-		if wantsAnswer(d) && from != Origin(n.local) {
-			// Answers come back through this engine: remember who asked.
-			n.addRoute(d.TransactionID(), from)
-			if !provisional(from) {
-				n.watchAnswers(from, d.TransactionID(), nil)
+	if len(rest) == 0 {
+		d.Host = nil
+		return n.process(ctx, d, rt)
+	}
+	if !mayForward {
+		return dispatch.Errorf(dispatch.ErrNotGateway, "this engine does not forward (to %s)", rest[0])
+	}
+	if n.cfg.forwarder == nil {
+		return dispatch.Errorf(dispatch.ErrNotGateway, "no route to %s: this engine is not connected to a mesh", rest[0])
+	}
+	to := rest[0]
+	d.Host = rest[1:]
+	if len(d.Host) == 0 {
+		d.Host = nil
+	}
+	l, err := n.cfg.forwarder.Route(ctx, to)
+	if errors.Is(err, ErrLocalHop) {
+		return n.dispatch(ctx, d, rt, mayForward)
+	}
+	if err != nil {
+		return err
+	}
+	next, ok := n.linkOf(l)
+	if !ok {
+		return dispatch.Errorf(dispatch.ErrInternal, "no engine attached to the link towards %s", to)
+	}
+	if err := n.countHop(d); err != nil {
+		return err
+	}
+	return n.forward(ctx, d, rt, next)
+}
+
+// forward passes d on to next. When d wants answers the engine gives the
+// transaction a label of its own and keeps a ledger under it: the answers
+// that come back with the label go to rt, with rt's label, and to nobody
+// else.
+func (n *Node) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, next *linkOrigin) error {
+	n.stats.forwarded.Add(1)
+	var l *ledger
+	if wantsAnswer(d) {
+		l = &ledger{back: rt, txid: d.TransactionID()}
+		if !next.WantsProvisional() {
+			// A classic engine says nothing of how many answers will
+			// come: they are open-ended until the deadline.
+			l.t.open = true
+			if provisional(rt.o) {
+				n.reply(ctx, rt, openAnnouncement(l.txid))
 			}
 		}
-		undo, err := n.mirrorSubscription(d, from)
-		if err != nil {
-			return err
+		if !provisional(rt.o) {
+			n.owe(l)
 		}
-		if err := n.cfg.forwarder.Forward(ctx, to, d, from); err != nil {
-			undo()
-			return err
-		}
-		return nil
+		label := n.routes.newKey()
+		n.routes.add(label, l, next)
+		d = withVia(d, label)
+	} else {
+		d = withVia(d, "")
 	}
-	d.Host = nil
-	return n.process(ctx, d, from)
+	if d.Kind() == dispatch.Subscription {
+		return n.forwardSubscription(ctx, d, rt, next, l)
+	}
+	if err := n.sendOn(ctx, next, d); err != nil {
+		n.abandonLedger(l)
+		return err
+	}
+	return nil
+}
+
+// sendOn passes a dispatch on, waiting for room at most the answer
+// timeout: a link that takes nothing for that long is as good as down.
+func (n *Node) sendOn(ctx context.Context, next *linkOrigin, d *dispatch.Dispatch) error {
+	sctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
+	defer cancel()
+	err := next.send(sctx, d)
+	if err != nil && sctx.Err() != nil && ctx.Err() == nil {
+		n.stats.sendTimeouts.Add(1)
+		return dispatch.Errorf(dispatch.ErrUnavailable, "%s took nothing for %v", next.ID(), n.cfg.answerTimeout)
+	}
+	return err
 }
 
 // HopsHeader counts the gateways a dispatch has crossed. It is a routing
@@ -128,43 +185,6 @@ func (n *Node) countHop(d *dispatch.Dispatch) error {
 	return nil
 }
 
-// mirrorSubscription makes a forwarded BIND also bind its origin here:
-// the remote engine pushes matching dispatches to this one, which
-// processes them like any other and so delivers them to the origin. This
-// is how the classic engines do it, and it needs no routing of its own.
-// A forwarded RELEASE drops the mirror. undo reverts a BIND whose
-// forwarding failed.
-func (n *Node) mirrorSubscription(d *dispatch.Dispatch, from Origin) (undo func(), err error) {
-	undo = func() {}
-	if d.Kind() != dispatch.Subscription {
-		return undo, nil
-	}
-	if from == Origin(n.local) {
-		return undo, dispatch.Errorf(dispatch.ErrBadDispatch, "a remote %s from the Go API needs somewhere to deliver: use Node.BindAt", d.Method)
-	}
-	switch d.Method {
-	case dispatch.BIND:
-		for _, s := range n.subs.find(from, *d.Endpoint) {
-			if s.mirror {
-				return undo, nil // bound already; binding twice would deliver twice
-			}
-		}
-		// A mirror delivers straight to its origin, never to a fan-out
-		// sink: a gateway passes events on to the one peer that bound
-		// through it.
-		s, err := n.subscribe(*d.Endpoint, from, nil, 1, true)
-		if err != nil {
-			return undo, err
-		}
-		return func() { n.unsubscribe(s.s) }, nil
-	case dispatch.RELEASE:
-		for _, s := range n.subs.find(from, *d.Endpoint) {
-			n.unsubscribe(s)
-		}
-	}
-	return undo, nil
-}
-
 // notificationKey marks dispatches that arrived as notifications (from a
 // gossipsub topic): they are delivered to this engine's own subscribers
 // but never published again, so engines bound to each other cannot pass
@@ -180,28 +200,23 @@ func (n *Node) ReceiveNotification(ctx context.Context, from Origin, d *dispatch
 	}
 	d.Host = nil
 	n.stats.received.Add(1)
-	n.trigger(context.WithValue(ctx, notificationKey{}, true), d, from, false)
+	n.trigger(context.WithValue(ctx, notificationKey{}, true), d, replyTo{o: from}, false)
 }
 
 // process handles a dispatch addressed to this engine.
-func (n *Node) process(ctx context.Context, d *dispatch.Dispatch, from Origin) error {
+func (n *Node) process(ctx context.Context, d *dispatch.Dispatch, rt replyTo) error {
 	switch d.Kind() {
 	case dispatch.Answer:
-		n.routeAnswer(ctx, d)
+		n.routeAnswer(ctx, d, rt)
 		return nil
 	case dispatch.Exception:
-		n.routeException(ctx, d, from)
+		n.routeException(ctx, d, rt)
 		return nil
 	case dispatch.Subscription:
-		return n.processSubscription(ctx, d, from)
+		return n.processSubscription(ctx, d, rt)
 	}
-	n.trigger(ctx, d, from, wantsAnswer(d))
+	n.trigger(ctx, d, rt, wantsAnswer(d))
 	return nil
-}
-
-func provisional(o Origin) bool {
-	p, ok := o.(Provisional)
-	return ok && p.WantsProvisional()
 }
 
 func wantsAnswer(d *dispatch.Dispatch) bool {
@@ -209,7 +224,8 @@ func wantsAnswer(d *dispatch.Dispatch) bool {
 	return (k == dispatch.Regular || k == dispatch.Subscription) && d.TransactionID() != ""
 }
 
-func (n *Node) processSubscription(ctx context.Context, d *dispatch.Dispatch, from Origin) error {
+func (n *Node) processSubscription(ctx context.Context, d *dispatch.Dispatch, rt replyTo) error {
+	from := rt.o
 	if from == Origin(n.local) {
 		// A BIND or RELEASE from the Go API that stays here has no origin
 		// to deliver to or release for; Bind and Release are the API.
@@ -218,6 +234,9 @@ func (n *Node) processSubscription(ctx context.Context, d *dispatch.Dispatch, fr
 	ep := *d.Endpoint
 	switch d.Method {
 	case dispatch.BIND:
+		if n.gossip != nil {
+			n.gossip.awaitSubscriber(ctx, from, ep)
+		}
 		if _, err := n.subscribe(ep, from, nil, 1, false); err != nil {
 			return err
 		}
@@ -230,9 +249,9 @@ func (n *Node) processSubscription(ctx context.Context, d *dispatch.Dispatch, fr
 			n.unsubscribe(s)
 		}
 	}
-	n.runHooks(ctx, d, from)
+	n.runHooks(ctx, d, rt)
 	if wantsAnswer(d) {
-		n.deliver(ctx, from, dispatch.NewAnswer(200, d.TransactionID(), "", nil))
+		n.reply(ctx, rt, dispatch.NewAnswer(200, d.TransactionID(), "", nil))
 	}
 	return nil
 }
@@ -240,7 +259,7 @@ func (n *Node) processSubscription(ctx context.Context, d *dispatch.Dispatch, fr
 // runHooks triggers the endpoints bound to BIND or RELEASE on the
 // subscription's resource. Hooks are told, not asked: their copies carry
 // no transaction, so nothing waits for them.
-func (n *Node) runHooks(ctx context.Context, d *dispatch.Dispatch, from Origin) {
+func (n *Node) runHooks(ctx context.Context, d *dispatch.Dispatch, rt replyTo) {
 	depth, _ := ctx.Value(hookDepthKey{}).(int)
 	if depth >= maxHookDepth {
 		n.hooks.Add(1)
@@ -249,355 +268,7 @@ func (n *Node) runHooks(ctx context.Context, d *dispatch.Dispatch, from Origin) 
 	}
 	c := d.Clone()
 	c.Token = nil
-	n.trigger(context.WithValue(ctx, hookDepthKey{}, depth+1), c, from, false)
-}
-
-// trigger delivers d to every matching subscription. When an answer is
-// wanted each answering subscriber gets its own triggering id, and the
-// emitter (replyTo) is told which ids to expect; with nothing triggered it
-// is answered 404, with only fan-out sinks notified, 202.
-func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, replyTo Origin, want bool) {
-	matches := n.subs.match(d)
-	txid := d.TransactionID()
-	if len(matches) == 0 {
-		if want {
-			n.deliver(ctx, replyTo, dispatch.NewAnswer(404, txid, "", jsonString("nothing is bound to "+describe(d))))
-		}
-		return
-	}
-	depth, _ := ctx.Value(hookDepthKey{}).(int)
-	notification, _ := ctx.Value(notificationKey{}).(bool)
-	var trigs []string
-	var sinks map[Origin]bool
-	type pending struct {
-		sub *subscription
-		dl  delivery
-	}
-	var answering []pending
-	for _, m := range matches {
-		if f, ok := m.sub.owner.(Fanout); ok && m.sub.handler == nil && !m.sub.mirror {
-			if notification {
-				continue
-			}
-			// Notifications for a shared sink (a gossipsub topic) go out
-			// once, however many subscriptions feed it, and are not
-			// answered.
-			sink := f.Sink(m.sub.ep.Endpoint)
-			if sinks[sink] {
-				continue
-			}
-			if sinks == nil {
-				sinks = map[Origin]bool{}
-			}
-			sinks[sink] = true
-			n.enqueueOrDrop(ctx, m.sub, delivery{in: &Incoming{Dispatch: notificationCopy(d), Params: m.params, From: replyTo.ID()}, sink: sink, depth: depth}, replyTo, false)
-			continue
-		}
-		c := d
-		var trig string
-		if want {
-			trig = uuid.NewString()
-			trigs = append(trigs, trig)
-			cc := *d
-			cc.Token = append([]any{txid, trig}, d.Token[min(len(d.Token), 2):]...)
-			c = &cc
-			if m.sub.handler == nil && replyTo != Origin(n.local) {
-				n.addRoute(txid, replyTo)
-			}
-		}
-		answering = append(answering, pending{m.sub, delivery{in: &Incoming{Dispatch: c, Params: m.params, From: replyTo.ID()}, replyTo: replyTo, txid: txid, trig: trig, depth: depth}})
-	}
-	// The emitter learns which answers to expect before any subscriber
-	// can answer: an answer that overtook the announcement would find no
-	// watch for a classic emitter, which would then get a 504 for it.
-	if want && len(trigs) > 0 {
-		n.announce(ctx, replyTo, txid, trigs)
-	}
-	for _, p := range answering {
-		n.enqueueOrDrop(ctx, p.sub, p.dl, replyTo, want)
-	}
-	if want && len(trigs) == 0 {
-		body, _ := json.Marshal(map[string]int{"notified": len(sinks)})
-		n.deliver(ctx, replyTo, dispatch.NewAnswer(202, txid, "", body))
-	}
-}
-
-// notificationCopy strips the transaction id (token[0] becomes null) so
-// subscribers do not answer a notification; the rest of the token is the
-// application's and stays.
-func notificationCopy(d *dispatch.Dispatch) *dispatch.Dispatch {
-	if d.TransactionID() == "" {
-		return d
-	}
-	c := *d
-	c.Token = append([]any{nil}, d.Token[1:]...)
-	return &c
-}
-
-func (n *Node) enqueueOrDrop(ctx context.Context, s *subscription, dl delivery, replyTo Origin, want bool) {
-	if n.enqueue(s, dl) {
-		return
-	}
-	s.dropped.Add(1)
-	n.stats.dropped.Add(1)
-	n.log.Warn("subscriber queue full; dispatch dropped for it", "endpoint", s.ep.Endpoint.String(), "owner", s.owner.ID())
-	if want && dl.trig != "" {
-		n.deliver(ctx, replyTo, dispatch.NewAnswer(503, dl.txid, dl.trig, jsonString("subscriber overloaded")))
-	}
-}
-
-// announce tells the emitter which triggering ids to expect.
-func (n *Node) announce(ctx context.Context, to Origin, txid string, trigs []string) {
-	if to == Origin(n.local) {
-		n.mu.Lock()
-		tx := n.txs[txid]
-		n.mu.Unlock()
-		if tx != nil {
-			tx.expect(trigs)
-		}
-		return
-	}
-	if !provisional(to) {
-		n.watchAnswers(to, txid, trigs)
-		return
-	}
-	body, _ := json.Marshal(map[string]any{"triggered": trigs})
-	n.deliver(ctx, to, dispatch.NewAnswer(102, txid, "", body))
-}
-
-// enqueue puts a delivery on the subscription's queue and makes sure a
-// worker runs, without ever blocking the dispatch cycle.
-func (n *Node) enqueue(s *subscription, dl delivery) bool {
-	if s.released.Load() {
-		return true
-	}
-	select {
-	case s.queue <- dl:
-	default:
-		return false
-	}
-	s.mu.Lock()
-	if s.running < s.max {
-		s.running++
-		s.mu.Unlock()
-		n.wg.Add(1)
-		go n.work(s)
-		return true
-	}
-	s.mu.Unlock()
-	return true
-}
-
-// work drains a subscription's queue and exits when it is empty, so idle
-// subscriptions cost no goroutine.
-func (n *Node) work(s *subscription) {
-	defer n.wg.Done()
-	for {
-		select {
-		case dl := <-s.queue:
-			ctx := n.ctx
-			if dl.depth > 0 {
-				ctx = context.WithValue(ctx, hookDepthKey{}, dl.depth)
-			}
-			n.run(ctx, s, dl)
-			continue
-		case <-n.ctx.Done():
-			return
-		default:
-		}
-		s.mu.Lock()
-		if len(s.queue) == 0 {
-			s.running--
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-	}
-}
-
-// run delivers one dispatch to a subscription and answers for local
-// handlers.
-func (n *Node) run(ctx context.Context, s *subscription, dl delivery) {
-	if s.released.Load() {
-		return
-	}
-	s.handled.Add(1)
-	if s.handler == nil {
-		to := s.owner
-		if dl.sink != nil {
-			to = dl.sink
-		}
-		if err := to.Deliver(ctx, dl.in.Dispatch); err != nil {
-			n.log.Info("delivery to subscriber failed", "owner", s.owner.ID(), "err", err)
-			if dl.trig != "" {
-				n.deliver(ctx, dl.replyTo, dispatch.NewAnswer(dispatch.Code(err), dl.txid, dl.trig, jsonString(err.Error())))
-			}
-		}
-		return
-	}
-	hctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
-	body, err := s.handler(hctx, dl.in)
-	cancel()
-	if dl.trig == "" {
-		if err != nil {
-			n.log.Debug("handler failed", "endpoint", s.ep.Endpoint.String(), "err", err)
-		}
-		return
-	}
-	n.deliver(ctx, dl.replyTo, answerFor(dl.txid, dl.trig, body, err))
-	n.stats.answered.Add(1)
-}
-
-func answerFor(txid, trig string, body any, err error) *dispatch.Dispatch {
-	if err != nil {
-		return dispatch.NewAnswer(dispatch.Code(err), txid, trig, jsonString(err.Error()))
-	}
-	code := 200
-	if r, ok := body.(Reply); ok {
-		code, body = r.Code, r.Body
-	}
-	if r, ok := body.(*Reply); ok {
-		code, body = r.Code, r.Body
-	}
-	raw, mErr := marshalBody(body)
-	if mErr != nil {
-		return dispatch.NewAnswer(500, txid, trig, jsonString("answer body does not encode: "+mErr.Error()))
-	}
-	return dispatch.NewAnswer(code, txid, trig, raw)
-}
-
-func marshalBody(body any) (json.RawMessage, error) {
-	switch b := body.(type) {
-	case nil:
-		return nil, nil
-	case json.RawMessage:
-		return b, nil
-	}
-	return json.Marshal(body)
-}
-
-// deliver sends d to an origin, logging failures: the origin is gone or
-// congested, and there is nobody else to tell.
-func (n *Node) deliver(ctx context.Context, to Origin, d *dispatch.Dispatch) {
-	if d.Kind() == dispatch.Answer {
-		n.answered(d)
-	}
-	if err := to.Deliver(ctx, d); err != nil {
-		n.log.Debug("could not deliver", "to", to.ID(), "err", err)
-	}
-}
-
-// answerErr answers a failed dispatch: an ANSWER when one was wanted,
-// otherwise an exception dispatch. Answers and exceptions are never
-// answered, so a failure cannot echo between engines for ever.
-func (n *Node) answerErr(ctx context.Context, to Origin, d *dispatch.Dispatch, err error) {
-	if d != nil && wantsAnswer(d) {
-		n.deliver(ctx, to, dispatch.NewAnswer(dispatch.Code(err), d.TransactionID(), "", jsonString(err.Error())))
-		return
-	}
-	if d != nil && (d.Kind() == dispatch.Answer || d.Kind() == dispatch.Exception) && d.Validate() == nil {
-		n.log.Info("dropped answer or exception that could not be routed", "from", to.ID(), "err", err)
-		return
-	}
-	n.deliver(ctx, to, dispatch.NewException(err, d))
-}
-
-// deliverLocal receives what reaches the Go API's origin: answers and
-// exceptions for its transactions.
-func (n *Node) deliverLocal(ctx context.Context, d *dispatch.Dispatch) {
-	switch d.Kind() {
-	case dispatch.Answer:
-		n.routeAnswer(ctx, d)
-	case dispatch.Exception:
-		n.routeException(ctx, d, n.local)
-	}
-}
-
-// routeAnswer hands an answer to its transaction: a local Request, or an
-// emitter elsewhere that this engine processed for. Provisional answers
-// (1xx) only announce triggering ids.
-func (n *Node) routeAnswer(ctx context.Context, a *dispatch.Dispatch) {
-	code, txid, _, _ := a.AnswerInfo()
-	n.mu.Lock()
-	tx := n.txs[txid]
-	r, routed := n.routes[txid]
-	if routed && n.cfg.now().After(r.expires) {
-		delete(n.routes, txid)
-		routed = false
-	}
-	n.mu.Unlock()
-	switch {
-	case tx != nil:
-		if code >= 100 && code < 200 {
-			var p struct {
-				Triggered []string `json:"triggered"`
-			}
-			if json.Unmarshal(a.Body, &p) == nil {
-				tx.expect(p.Triggered)
-			}
-			return
-		}
-		tx.add(a)
-	case routed:
-		if code >= 100 && code < 200 && !provisional(r.to) {
-			// The emitter cannot take the list: keep its 504s here.
-			var p struct {
-				Triggered []string `json:"triggered"`
-			}
-			if json.Unmarshal(a.Body, &p) == nil {
-				n.watchAnswers(r.to, txid, p.Triggered)
-			}
-			return
-		}
-		n.deliver(ctx, r.to, a)
-		return
-	default:
-		if code >= 100 && code < 200 {
-			return
-		}
-		n.log.Debug("answer for no pending transaction", "txid", txid, "code", code)
-	}
-	// Answers processed here trigger ANSWER endpoints like any dispatch.
-	n.trigger(ctx, a, n.local, false)
-}
-
-func (n *Node) routeException(ctx context.Context, x *dispatch.Dispatch, from Origin) {
-	txid := x.TransactionID()
-	n.mu.Lock()
-	tx := n.txs[txid]
-	r, routed := n.routes[txid]
-	n.mu.Unlock()
-	switch {
-	case tx != nil && txid != "":
-		tx.add(dispatch.NewAnswer(x.Exception.Code, txid, "", jsonString(x.Exception.Message)))
-	case routed && txid != "":
-		n.deliver(ctx, r.to, x)
-	default:
-		n.log.Info("exception received", "from", from.ID(), "code", x.Exception.Code, "message", x.Exception.Message)
-	}
-}
-
-// addRoute remembers where answers for txid go when they come back from
-// a remote subscriber; entries outlive the answer timeout a little and
-// are swept as new ones are added.
-func (n *Node) addRoute(txid string, to Origin) {
-	now := n.cfg.now()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.routes) > 0 && len(n.routes)%256 == 0 {
-		for id, r := range n.routes {
-			if now.After(r.expires) {
-				delete(n.routes, id)
-			}
-		}
-	}
-	// The first route is the emitter's. A host chain that passes this
-	// engine again (A, B, A) must not replace it with the peer it came
-	// back from, or answers would bounce between the two.
-	if r, ok := n.routes[txid]; ok && now.Before(r.expires) {
-		return
-	}
-	n.routes[txid] = route{to: to, expires: now.Add(2 * n.cfg.answerTimeout)}
+	n.trigger(context.WithValue(ctx, hookDepthKey{}, depth+1), c, replyTo{o: rt.o}, false)
 }
 
 func describe(d *dispatch.Dispatch) string {

@@ -3,11 +3,20 @@
 // transaction bookkeeping that turns missing answers into 504s, and the
 // public Go API.
 //
-// A Node is in-process and transport-agnostic. Dispatches from elsewhere
-// enter through Receive with an Origin (a classic connection, a mesh
-// peer) that answers and subscription events are delivered back to;
-// dispatches for other hosts leave through a Forwarder. The mesh plugs in
-// through those two interfaces, so this package knows nothing of libp2p.
+// A Node made with New is an in-process engine with no network: the
+// application's Go API, and origins of its own through Receive. Start
+// composes a running peer around one: the libp2p host, name resolution,
+// the dispatch streams, gossipsub and the classic gateways (packages mesh
+// and routing), wired before anything is let in, and stopped by Close.
+//
+// Every link of the mesh enters the engine through one path (Attach, the
+// mesh.Ingress): admission (a link at its limit of dispatches in flight
+// is not read until one completes), decoding, the classic dialect for
+// classic links (classic.go), then the dispatch cycle. Dispatches for
+// other hosts leave through a Forwarder, which says which link reaches
+// the host; the engine keeps, per transaction it passes on, a ledger of
+// where the answers go back (routes.go), so emitters that chose the same
+// transaction id never see each other's answers.
 //
 // # Answers
 //

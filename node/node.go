@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jstp-peer/jstp-peer/internal/ratelog"
 
 	"github.com/google/uuid"
 
@@ -53,8 +54,11 @@ type Incoming struct {
 type Node struct {
 	cfg     config
 	log     *slog.Logger
+	warn    *ratelog.Logger
 	local   localOrigin
 	subs    *table
+	routes  *routeTable
+	gossip  *gossip // nil for an engine that is not on a mesh
 	started time.Time
 
 	ctx    context.Context
@@ -63,29 +67,28 @@ type Node struct {
 	once   sync.Once
 
 	nextSub atomic.Uint64
+	links   sync.Map // mesh.Link → *linkOrigin, for the links dispatches are passed on to
 
-	mu      sync.Mutex
-	txs     map[string]*transaction
-	routes  map[string]route        // txid → emitter elsewhere
-	watches map[string]*answerWatch // txid → a classic emitter's 504s
-	origins map[Origin]*struct{}    // origins with subscriptions, watched
-	hooks   atomic.Int64            // hook deliveries suppressed by the loop guard
-	stats   struct{ received, forwarded, answered, dropped atomic.Uint64 }
-}
+	txmu sync.Mutex
+	txs  map[string]*transaction // this engine's Requests, by transaction id
 
-type route struct {
-	to      Origin
-	expires time.Time
+	omu     sync.Mutex
+	origins map[Origin]struct{} // origins watched for departure
+
+	hooks atomic.Int64 // hook deliveries suppressed by the loop guard
+	stats counters
 }
 
 // New returns a running engine. Defaults: a random id, slog.Default(),
-// 10 s answer timeout, 1024-dispatch subscription queues, no forwarder
-// (dispatches for other hosts are answered 502), strict decoding with a
-// 1 MiB limit. It serves GET ["peer"] and GET ["subscriptions"].
+// 10 s answer timeout, 1024-dispatch subscription queues, 256 dispatches
+// in flight per link, no forwarder (dispatches for other hosts are
+// answered 502), strict decoding with a 1 MiB limit. It serves
+// GET ["peer"] (with the engine's counts) and GET ["subscriptions"].
 func New(opts ...Option) (*Node, error) {
 	cfg := config{
 		answerTimeout: DefaultAnswerTimeout,
 		queueLen:      DefaultQueueLen,
+		linkInflight:  DefaultLinkInflight,
 		maxHops:       DefaultMaxHops,
 		localNames:    map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, "[::1]": true, "local": true},
 		now:           time.Now,
@@ -105,21 +108,29 @@ func New(opts ...Option) (*Node, error) {
 	if cfg.queueLen <= 0 {
 		return nil, fmt.Errorf("node: queue length must be positive, got %d", cfg.queueLen)
 	}
+	if cfg.linkInflight <= 0 {
+		return nil, fmt.Errorf("node: dispatches in flight per link must be positive, got %d", cfg.linkInflight)
+	}
 	cfg.localNames[strings.ToLower(cfg.id)] = true
 	ctx, cancel := context.WithCancel(context.Background())
+	log := cfg.logger.With("component", "node")
 	n := &Node{
 		cfg:     cfg,
-		log:     cfg.logger.With("component", "node"),
+		log:     log,
+		warn:    ratelog.New(log, ratelog.DefaultInterval),
 		subs:    newTable(),
+		routes:  newRouteTable(2*cfg.answerTimeout, cfg.now),
+		gossip:  cfg.gossip,
 		started: cfg.now(),
 		ctx:     ctx,
 		cancel:  cancel,
 		txs:     map[string]*transaction{},
-		routes:  map[string]route{},
-		watches: map[string]*answerWatch{},
-		origins: map[Origin]*struct{}{},
+		origins: map[Origin]struct{}{},
 	}
 	n.local = localOrigin{n}
+	if n.gossip != nil {
+		n.gossip.n = n
+	}
 	if err := n.registerBuiltins(); err != nil {
 		cancel()
 		return nil, err
@@ -135,7 +146,7 @@ func (n *Node) ID() string { return n.cfg.id }
 func (n *Node) Close() error {
 	n.once.Do(func() {
 		n.cancel()
-		n.stopWatches()
+		n.closeAllTransactions()
 		n.wg.Wait()
 	})
 	return nil
@@ -207,20 +218,22 @@ func (n *Node) unsubscribe(s *subscription) bool {
 	return n.subs.remove(s)
 }
 
-// watch releases an origin's subscriptions when it goes away.
+// watch releases what an origin leaves behind when it goes away: its
+// subscriptions (as if it had sent RELEASEs, hooks included), its
+// bindings on other peers, and the routes of answers to or from it.
 func (n *Node) watch(o Origin) {
 	done := o.Done()
 	if done == nil {
 		return
 	}
-	n.mu.Lock()
-	if _, ok := n.origins[o]; ok {
-		n.mu.Unlock()
+	n.omu.Lock()
+	if _, ok := n.origins[o]; ok || n.closed() {
+		n.omu.Unlock()
 		return
 	}
-	n.origins[o] = nil
-	n.mu.Unlock()
+	n.origins[o] = struct{}{}
 	n.wg.Add(1)
+	n.omu.Unlock()
 	go func() {
 		defer n.wg.Done()
 		select {
@@ -228,14 +241,16 @@ func (n *Node) watch(o Origin) {
 		case <-n.ctx.Done():
 			return
 		}
-		n.mu.Lock()
+		n.omu.Lock()
 		delete(n.origins, o)
-		for id, r := range n.routes {
-			if r.to == o {
-				delete(n.routes, id)
-			}
+		n.omu.Unlock()
+		if lo, ok := o.(*linkOrigin); ok {
+			n.links.Delete(lo.l)
 		}
-		n.mu.Unlock()
+		n.routes.dropOrigin(o)
+		if n.gossip != nil {
+			n.gossip.departed(o)
+		}
 		var gone []*subscription
 		n.subs.each(func(s *subscription) {
 			if s.owner == o {
@@ -244,7 +259,7 @@ func (n *Node) watch(o Origin) {
 		})
 		for _, s := range gone {
 			n.unsubscribe(s)
-			n.runHooks(n.ctx, dispatch.NewSubscription(dispatch.RELEASE, s.ep.Endpoint), o)
+			n.runHooks(n.ctx, dispatch.NewSubscription(dispatch.RELEASE, s.ep.Endpoint), replyTo{o: o})
 		}
 		if len(gone) > 0 {
 			n.log.Debug("origin departed; subscriptions released", "origin", o.ID(), "count", len(gone))
@@ -263,7 +278,7 @@ func (n *Node) Send(ctx context.Context, d *dispatch.Dispatch) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
-	return n.dispatch(ctx, d.Clone(), n.local, true)
+	return n.dispatch(ctx, d.Clone(), replyTo{o: n.local}, true)
 }
 
 // Request sends d and streams its answers: one per triggered subscriber,
@@ -271,7 +286,8 @@ func (n *Node) Send(ctx context.Context, d *dispatch.Dispatch) error {
 // deadline (the earlier of ctx's and the answer timeout), then the channel
 // closes. It closes early without 504s if ctx is cancelled. A transaction
 // id is generated when token[0] is not a string already. Only an invalid
-// dispatch is an error; every other outcome (404, 502, 504) is an answer.
+// dispatch is an error; every other outcome (404, 502, 503, 504) is an
+// answer.
 func (n *Node) Request(ctx context.Context, d *dispatch.Dispatch) (<-chan *dispatch.Dispatch, error) {
 	if n.closed() {
 		return nil, ErrClosed
@@ -292,98 +308,17 @@ func (n *Node) Request(ctx context.Context, d *dispatch.Dispatch) (<-chan *dispa
 			d.Token[0] = txid
 		}
 	}
-	tx := newTransaction(txid)
-	n.mu.Lock()
-	if _, dup := n.txs[txid]; dup {
-		n.mu.Unlock()
-		return nil, dispatch.Errorf(dispatch.ErrBadDispatch, "transaction %q is already pending", txid)
-	}
-	n.txs[txid] = tx
-	n.mu.Unlock()
-
 	deadline := n.cfg.now().Add(n.cfg.answerTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	out := make(chan *dispatch.Dispatch, 16)
-	n.wg.Add(1)
-	go n.collect(ctx, tx, deadline, out)
-	if err := n.dispatch(ctx, d, n.local, true); err != nil {
-		n.answerErr(ctx, n.local, d, err)
+	tx, err := n.startTransaction(ctx, txid, deadline)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
-}
-
-// collect streams a transaction's answers to out and ends it.
-func (n *Node) collect(ctx context.Context, tx *transaction, deadline time.Time, out chan<- *dispatch.Dispatch) {
-	defer n.wg.Done()
-	defer close(out)
-	defer func() {
-		n.mu.Lock()
-		delete(n.txs, tx.id)
-		n.mu.Unlock()
-	}()
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	send := func(a *dispatch.Dispatch, stop <-chan struct{}, expire <-chan time.Time) bool {
-		select {
-		case out <- a:
-			return true
-		case <-stop:
-		case <-expire:
-		case <-n.ctx.Done():
-		}
-		return false
+	rt := replyTo{o: n.local}
+	if err := n.dispatch(ctx, d, rt, true); err != nil {
+		n.answerErr(ctx, rt, d, err)
 	}
-	if !n.await(ctx, tx, timer.C, func(a *dispatch.Dispatch) bool { return send(a, ctx.Done(), nil) }) {
-		return
-	}
-	// Deadline: whatever arrived in the meantime, then a 504 for each
-	// missing answer. The caller's ctx may be at its deadline too, so the
-	// last answers get a short grace of their own rather than be lost.
-	grace := time.NewTimer(time.Second)
-	defer grace.Stop()
-	as, _ := tx.take()
-	for _, a := range as {
-		if !send(a, nil, grace.C) {
-			return
-		}
-	}
-	body := jsonString("no answer before the deadline")
-	missing, known := tx.missing()
-	if !known {
-		send(dispatch.NewAnswer(504, tx.id, "", body), nil, grace.C)
-		return
-	}
-	slices.Sort(missing)
-	for _, trig := range missing {
-		if !send(dispatch.NewAnswer(504, tx.id, trig, body), nil, grace.C) {
-			return
-		}
-	}
-}
-
-// await forwards answers until the transaction completes (false: nothing
-// more to do) or the deadline passes (true: answer 504s).
-func (n *Node) await(ctx context.Context, tx *transaction, deadline <-chan time.Time, send func(*dispatch.Dispatch) bool) bool {
-	for {
-		as, done := tx.take()
-		for _, a := range as {
-			if !send(a) {
-				return false
-			}
-		}
-		if done {
-			return false
-		}
-		select {
-		case <-tx.notify:
-		case <-deadline:
-			return true
-		case <-ctx.Done():
-			return errors.Is(ctx.Err(), context.DeadlineExceeded)
-		case <-n.ctx.Done():
-			return false
-		}
-	}
+	return tx.out, nil
 }

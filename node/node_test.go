@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
@@ -207,31 +208,28 @@ func TestForwardWithoutMeshIs502(t *testing.T) {
 	}
 }
 
-type forwarderFunc func(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, from Origin) error
-
-func (f forwarderFunc) Forward(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, from Origin) error {
-	return f(ctx, to, d, from)
-}
-
 func TestHostChainStep(t *testing.T) {
 	var gotTo dispatch.Host
 	var gotRest []dispatch.Host
-	n := newNode(t, WithForwarder(forwarderFunc(func(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, from Origin) error {
-		gotTo, gotRest = to, d.Host
-		return nil
+	var out *memLink
+	n := newNode(t, WithForwarder(forwarderFunc(func(ctx context.Context, to dispatch.Host) (mesh.Link, error) {
+		gotTo = to
+		return out, nil
 	})))
+	out = recordLink(n, "a")
 	d := dispatch.New("GET", "x")
 	d.Host = []dispatch.Host{{Name: "localhost"}, {Name: "a"}, {Name: "b", Port: 33333, Transport: "tcp"}}
 	if err := n.Send(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
+	gotRest = (<-out.sent).Host
 	if gotTo.Name != "a" || len(gotRest) != 1 || gotRest[0].Port != 33333 {
 		t.Fatalf("forwarded to %v with rest %v", gotTo, gotRest)
 	}
 	// A gateway that refuses to forward answers 502 to what arrives.
-	n2 := newNode(t, WithoutForwarding(), WithForwarder(forwarderFunc(func(context.Context, dispatch.Host, *dispatch.Dispatch, Origin) error {
+	n2 := newNode(t, WithoutForwarding(), WithForwarder(forwarderFunc(func(context.Context, dispatch.Host) (mesh.Link, error) {
 		t.Error("forwarded despite WithoutForwarding")
-		return nil
+		return nil, ErrLocalHop
 	})))
 	o := newChanOrigin("peer")
 	d.Token = []any{"tx"}
@@ -469,15 +467,17 @@ func TestCloseStopsGoroutines(t *testing.T) {
 
 func TestHopLimit(t *testing.T) {
 	var forwarded *dispatch.Dispatch
-	n := newNode(t, WithMaxHops(2), WithForwarder(forwarderFunc(func(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, from Origin) error {
-		forwarded = d
-		return nil
+	var out *memLink
+	n := newNode(t, WithMaxHops(2), WithForwarder(forwarderFunc(func(ctx context.Context, to dispatch.Host) (mesh.Link, error) {
+		return out, nil
 	})))
+	out = recordLink(n, "elsewhere")
 	o := newChanOrigin("peer")
 	d := dispatch.New("GET", "x")
 	d.Host = []dispatch.Host{{Name: "elsewhere"}}
 	d.Token = []any{"tx"}
 	n.Receive(context.Background(), o, d)
+	forwarded = <-out.sent
 	if forwarded == nil || string(forwarded.Extra[HopsHeader]) != "1" {
 		t.Fatalf("forwarded = %v", forwarded)
 	}

@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
 )
 
 // Version is the engine version reported by GET ["peer"].
@@ -27,24 +29,40 @@ const (
 	// DefaultHandlerWorkers is how many dispatches a Handle subscription
 	// processes at once; Bind subscriptions use one, to keep order.
 	DefaultHandlerWorkers = 16
+	// DefaultLinkInflight is how many dispatches from one link (a peer, a
+	// gateway's client) may be queued or processed at once; the link is
+	// not read meanwhile. A quarter of a subscription's queue: four busy
+	// links fill a handler's queue before anyone is answered 503.
+	DefaultLinkInflight = 256
 )
 
-// Forwarder sends a dispatch towards a host that is not this engine. to
-// is the first host-chain element that is not local; d.Host already holds
-// the rest of the chain. from is where d came from, where answers and
-// errors for it go back. An error is answered to from (its code from
-// dispatch.Code), so return dispatch sentinels: ErrNotFound for a host
-// that does not resolve, ErrNotGateway when forwarding is refused.
+// Forwarder finds where a dispatch goes when its host chain names another
+// engine: the link towards to, the first element of the chain that is not
+// this engine (a peer, a service name, a classic engine). It returns
+// ErrLocalHop when to turns out to be this engine after all (a multiaddr
+// of ours, a name whose chosen provider is us); the engine then takes the
+// next step itself. Other errors are answered to the emitter with the code
+// dispatch.Code gives them: ErrNotFound for a host that does not resolve,
+// ErrNotGateway for one that cannot be reached.
+//
+// The link must be one the engine was attached to (mesh.Ingress), so that
+// what comes back on it finds its way.
 type Forwarder interface {
-	Forward(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, from Origin) error
+	Route(ctx context.Context, to dispatch.Host) (mesh.Link, error)
 }
+
+// ErrLocalHop is returned by a Forwarder for a host element that names
+// this engine.
+var ErrLocalHop = errors.New("node: host names this engine")
 
 type config struct {
 	id            string
 	logger        *slog.Logger
 	answerTimeout time.Duration
 	queueLen      int
+	linkInflight  int
 	forwarder     Forwarder
+	gossip        *gossip
 	noForward     bool
 	decoder       dispatch.Decoder
 	localNames    map[string]bool
@@ -70,6 +88,19 @@ func WithAnswerTimeout(d time.Duration) Option { return func(c *config) { c.answ
 
 // WithQueueLen bounds each subscription's queue (default 1024).
 func WithQueueLen(n int) Option { return func(c *config) { c.queueLen = n } }
+
+// WithLinkInflight bounds the dispatches from one link that may be queued
+// or processed at once (default 256); at the bound the link is not read
+// until one completes.
+func WithLinkInflight(n int) Option { return func(c *config) { c.linkInflight = n } }
+
+// WithClock sets the clock the engine reads for timestamps, uptime and the
+// expiry of routes (default time.Now). Deadlines still run on timers.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// withGossip puts the engine's subscriptions for other peers on gossipsub
+// topics (Start does).
+func withGossip(g *gossip) Option { return func(c *config) { c.gossip = g } }
 
 // WithForwarder sets where dispatches for other hosts go (default: none,
 // so they are answered 502).

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
 )
 
 // RemoteBinding is a subscription made on another engine with BindAt.
@@ -157,7 +158,7 @@ func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dis
 		delete(o.answers, txid)
 		o.mu.Unlock()
 	}()
-	if err := o.n.dispatch(ctx, d, o, true); err != nil {
+	if err := o.n.dispatch(ctx, d, replyTo{o: o}, true); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.n.cfg.answerTimeout)
@@ -186,4 +187,58 @@ func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dis
 			return ErrClosed
 		}
 	}
+}
+
+// forwardSubscription passes a BIND or RELEASE on to next. The engine
+// binds the origin here as well (a mirror): what next pushes back is
+// processed like any dispatch and so delivered to the origin. This is how
+// the classic engines do it, and it needs no routing of its own. A BIND
+// for a peer becomes a gossipsub subscription (see gossip).
+func (n *Node) forwardSubscription(ctx context.Context, d *dispatch.Dispatch, rt replyTo, next *linkOrigin, l *ledger) error {
+	undo, err := n.mirrorSubscription(d, rt.o)
+	if err != nil {
+		n.abandonLedger(l)
+		return err
+	}
+	if next.kind == mesh.PeerLink && n.gossip != nil {
+		err = n.gossip.forward(ctx, d, rt, next, l)
+	} else {
+		err = n.sendOn(ctx, next, d)
+	}
+	if err != nil {
+		undo()
+		n.abandonLedger(l)
+	}
+	return err
+}
+
+// mirrorSubscription binds (for a BIND) or releases (for a RELEASE) the
+// origin's mirror of a subscription made elsewhere. undo reverts a BIND
+// whose forwarding failed.
+func (n *Node) mirrorSubscription(d *dispatch.Dispatch, from Origin) (undo func(), err error) {
+	undo = func() {}
+	if from == Origin(n.local) {
+		return undo, dispatch.Errorf(dispatch.ErrBadDispatch, "a remote %s from the Go API needs somewhere to deliver: use Node.BindAt", d.Method)
+	}
+	switch d.Method {
+	case dispatch.BIND:
+		for _, s := range n.subs.find(from, *d.Endpoint) {
+			if s.mirror {
+				return undo, nil // bound already; binding twice would deliver twice
+			}
+		}
+		// A mirror delivers straight to its origin, never to a fan-out
+		// sink: a gateway passes events on to the one peer that bound
+		// through it.
+		s, err := n.subscribe(*d.Endpoint, from, nil, 1, true)
+		if err != nil {
+			return undo, err
+		}
+		return func() { n.unsubscribe(s.s) }, nil
+	case dispatch.RELEASE:
+		for _, s := range n.subs.find(from, *d.Endpoint) {
+			n.unsubscribe(s)
+		}
+	}
+	return undo, nil
 }

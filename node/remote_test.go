@@ -9,61 +9,25 @@ import (
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
-// link is the in-process stand-in for a transport between two engines:
-// what one forwards, the other receives from an origin that delivers back.
-type link struct {
-	self, peer *Node
-	id         string
-	done       chan struct{}
-}
-
-func (l *link) ID() string             { return l.id }
-func (l *link) Done() <-chan struct{}  { return l.done }
-func (l *link) WantsProvisional() bool { return true }
-func (l *link) Deliver(ctx context.Context, d *dispatch.Dispatch) error {
-	// Delivered on self's side means: send to the peer, who receives it
-	// from the link pointing back at self.
-	l.peer.Receive(ctx, l.back(), d)
-	return nil
-}
-
-var links = map[*Node]map[*Node]*link{}
-
-func (l *link) back() *link { return links[l.peer][l.self] }
-
-func connect(a, b *Node) {
-	mk := func(self, peer *Node) *link {
-		if links[self] == nil {
-			links[self] = map[*Node]*link{}
-		}
-		l := &link{self: self, peer: peer, id: peer.ID(), done: make(chan struct{})}
-		links[self][peer] = l
-		return l
-	}
-	mk(a, b)
-	mk(b, a)
-}
-
 func linkedPair(t *testing.T) (a, b *Node) {
-	var aRef, bRef *Node
-	fwd := func(self **Node, other **Node) Forwarder {
-		return forwarderFunc(func(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, from Origin) error {
+	var ab, ba *memLink
+	route := func(other **Node, link **memLink) Forwarder {
+		return forwarderFunc(func(ctx context.Context, to dispatch.Host) (mesh.Link, error) {
 			if to.Name != (*other).ID() {
-				return dispatch.Errorf(dispatch.ErrNotFound, "no host %s", to)
+				return nil, dispatch.Errorf(dispatch.ErrNotFound, "no host %s", to)
 			}
-			(*other).Receive(ctx, links[*other][*self], d)
-			_ = from
-			return nil
+			return *link, nil
 		})
 	}
-	aRef = newNode(t, WithID("A"), WithForwarder(fwd(&aRef, &bRef)))
-	bRef = newNode(t, WithID("B"), WithForwarder(fwd(&bRef, &aRef)))
-	connect(aRef, bRef)
-	return aRef, bRef
+	a = newNode(t, WithID("A"), WithForwarder(route(&b, &ab)))
+	b = newNode(t, WithID("B"), WithForwarder(route(&a, &ba)))
+	ab, ba = pipeLinks(t, a, b)
+	return a, b
 }
 
 func TestRequestAcrossEngines(t *testing.T) {

@@ -25,15 +25,6 @@ type subscription struct {
 	handled  atomic.Uint64
 }
 
-type delivery struct {
-	in      *Incoming
-	replyTo Origin
-	txid    string
-	trig    string
-	depth   int    // BIND/RELEASE hook nesting of what caused it
-	sink    Origin // set for fan-out notifications
-}
-
 // table indexes subscriptions by method pattern, then by the literal
 // prefix of their resource pattern, so a dispatch is tested only against
 // patterns that can match it rather than against every binding.

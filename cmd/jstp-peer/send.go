@@ -261,16 +261,16 @@ func sendThroughOwnPeer(ctx context.Context, d *dispatch.Dispatch, boot []string
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	startCtx, cancelStart := context.WithTimeout(ctx, timeout)
-	p, err := mesh.StartPeer(startCtx, mesh.PeerConfig{
-		Host: mesh.Config{
+	p, err := node.Start(startCtx, node.PeerConfig{
+		Mesh: mesh.Config{
 			Key:         key,
 			ListenAddrs: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
 			Bootstrap:   boot,
 			DHTMode:     mesh.DHTClient,
-			Loopback:    allLoopback(boot),
+			Loopback:    mesh.AllLoopback(boot),
 		},
-		Logger:      log,
-		NodeOptions: []node.Option{node.WithAnswerTimeout(timeout)},
+		Logger:  log,
+		Options: []node.Option{node.WithAnswerTimeout(timeout)},
 	})
 	cancelStart()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jstp-peer/jstp-peer/identity"
 	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/jstp-peer/jstp-peer/node"
 )
 
 const upExamples = `  jstp-peer up                                   the first peer of a machine
@@ -39,7 +40,7 @@ func runUp(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wr
 // up runs the peer until ctx ends. ready, when not nil, is called with
 // the running peer once its addresses are printed (tests use it instead
 // of parsing standard output).
-func up(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(*mesh.Peer)) int {
+func up(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(*node.Peer)) int {
 	fs := newFlagSet("up", "jstp-peer up [flags]",
 		`Run a peer of the mesh until Ctrl-C.
 
@@ -89,28 +90,28 @@ on standard error); 2 a usage or configuration error.`,
 	}
 
 	listen := s.List(keyListen)
-	if busy, taken := busyListenAddr(listen); taken {
+	if busy, taken := mesh.BusyListenAddr(listen); taken {
 		if s.Explicit(keyListen) {
-			return fail(stderr, "up", exitFail, "%v", listenBusyError(busy))
+			return fail(stderr, "up", exitFail, "%v", mesh.ListenBusyError(busy))
 		}
-		listen = ephemeralDefaults()
+		listen = mesh.EphemeralListenAddrs()
 		log.Warn("port in use (another peer on this machine?); listening on free ports instead", "busy", busy)
 	}
 	gateways := map[string]string{}
 	for _, k := range []string{keyGatewayTCP, keyGatewayWS} {
 		addr := strings.TrimSpace(s.String(k))
-		if addr != "" && tcpInUse(addr) {
+		if addr != "" && mesh.TCPInUse(addr) {
 			if s.Explicit(k) {
 				return fail(stderr, "up", exitFail, "--%s %s is in use (another peer on this machine?): pass --%s 127.0.0.1:0 for a free port, or --%s '' for none", k, addr, k, k)
 			}
 			log.Warn("gateway port in use (another peer on this machine?); using a free port instead", "gateway", k, "busy", addr)
-			addr = ephemeralLike(addr)
+			addr = mesh.EphemeralLike(addr)
 		}
 		gateways[k] = addr
 	}
 	boot := s.List(keyBootstrap)
-	cfg := mesh.PeerConfig{
-		Host: mesh.Config{
+	cfg := node.PeerConfig{
+		Mesh: mesh.Config{
 			Key:           key,
 			ListenAddrs:   listen,
 			AnnounceAddrs: s.List(keyAnnounce),
@@ -119,7 +120,7 @@ on standard error); 2 a usage or configuration error.`,
 			DHTMode:       dhtMode,
 			// Loopback only: NAT traversal and relays would cost time and
 			// log noise for nothing.
-			Loopback: allLoopback(listen) && (len(boot) == 0 || allLoopback(boot)),
+			Loopback: mesh.AllLoopback(listen) && (len(boot) == 0 || mesh.AllLoopback(boot)),
 		},
 		Provide:    s.List(keyProvide),
 		NoForward:  s.Bool(keyNoForward),
@@ -127,13 +128,13 @@ on standard error); 2 a usage or configuration error.`,
 		GatewayWS:  gateways[keyGatewayWS],
 		Logger:     log,
 	}
-	p, err := mesh.StartPeer(ctx, cfg)
+	p, err := node.Start(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(stderr, "up", exitInterrupted, "interrupted while starting")
 		}
 		hint := ""
-		if isAddrInUse(err) {
+		if mesh.IsAddrInUse(err) {
 			hint = " (another peer on this machine? pass --listen /ip4/0.0.0.0/tcp/0, or other ports and another --data-dir)"
 		}
 		return fail(stderr, "up", exitFail, "cannot start the peer: %v%s", err, hint)
@@ -164,7 +165,7 @@ on standard error); 2 a usage or configuration error.`,
 
 // printUp prints who and where the peer is. The "gateways:" line is
 // what scripts (and the tests) read the gateway addresses from.
-func printUp(w io.Writer, p *mesh.Peer, dataDir string, cfg mesh.PeerConfig) {
+func printUp(w io.Writer, p *node.Peer, dataDir string, cfg node.PeerConfig) {
 	fmt.Fprintf(w, "peer id: %s\n", p.Host.ID())
 	fmt.Fprintf(w, "data dir: %s\n", dataDir)
 	fmt.Fprintln(w, "listening:")
@@ -179,7 +180,7 @@ func printUp(w io.Writer, p *mesh.Peer, dataDir string, cfg mesh.PeerConfig) {
 
 // gatewaysText describes the gateways that listen: "tcp ADDR, ws
 // ws://ADDR/". StartPeer starts the TCP one first.
-func gatewaysText(p *mesh.Peer, cfg mesh.PeerConfig) string {
+func gatewaysText(p *node.Peer, cfg node.PeerConfig) string {
 	var parts []string
 	i := 0
 	if cfg.GatewayTCP != "" && i < len(p.Gateways) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/jstp-peer/jstp-peer/node"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
@@ -44,7 +45,7 @@ func (s *syncBuffer) String() string {
 
 // upPeer is a `jstp-peer up` running in-process.
 type upPeer struct {
-	p              *mesh.Peer
+	p              *node.Peer
 	gw             string // the TCP gateway, as printed
 	stdout, stderr *syncBuffer
 }
@@ -67,9 +68,9 @@ func startUp(t *testing.T, args ...string) *upPeer {
 	t.Helper()
 	u := &upPeer{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *mesh.Peer, 1)
+	ready := make(chan *node.Peer, 1)
 	done := make(chan int, 1)
-	go func() { done <- up(ctx, args, u.stdout, u.stderr, func(p *mesh.Peer) { ready <- p }) }()
+	go func() { done <- up(ctx, args, u.stdout, u.stderr, func(p *node.Peer) { ready <- p }) }()
 	select {
 	case u.p = <-ready:
 	case code := <-done:

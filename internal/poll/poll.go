@@ -52,3 +52,21 @@ func Goroutines(t testing.TB, timeout time.Duration, n int) {
 	buf := make([]byte, 1<<20)
 	t.Fatalf("%d goroutines still running, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
 }
+
+// SettledGoroutines waits until the goroutine count stops falling (closed
+// parts' goroutines wind down asynchronously) and returns it, for a leak
+// check's baseline.
+func SettledGoroutines() int {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	n := runtime.NumGoroutine()
+	for range 100 {
+		<-tick.C
+		m := runtime.NumGoroutine()
+		if m >= n {
+			return m
+		}
+		n = m
+	}
+	return n
+}

@@ -1,4 +1,4 @@
-package mesh
+package node
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -17,7 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
-	"github.com/jstp-peer/jstp-peer/node"
+	"github.com/jstp-peer/jstp-peer/mesh"
 	"github.com/jstp-peer/jstp-peer/routing"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
@@ -30,12 +29,12 @@ import (
 // clReadTimeout bounds every wait for a line from the gateway.
 const clReadTimeout = 10 * time.Second
 
-// clNode starts an engine configured as StartPeer configures it (quirks
+// clNode starts an engine configured as Start configures it (quirks
 // decoding), plus opts.
-func clNode(t *testing.T, opts ...node.Option) *node.Node {
+func clNode(t *testing.T, opts ...Option) *Node {
 	t.Helper()
-	base := []node.Option{node.WithLogger(testLogger(t)), node.WithDecoder(dispatch.Decoder{Quirks: true})}
-	n, err := node.New(append(base, opts...)...)
+	base := []Option{WithLogger(testLogger(t)), WithDecoder(dispatch.Decoder{Quirks: true})}
+	n, err := New(append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +43,9 @@ func clNode(t *testing.T, opts ...node.Option) *node.Node {
 }
 
 // clHello binds GET ["hello"] to a handler answering {"hi": true}.
-func clHello(t *testing.T, n *node.Node) {
+func clHello(t *testing.T, n *Node) {
 	t.Helper()
-	_, err := n.Handle(dispatch.Endpoint{Method: "GET", Resource: []string{"hello"}}, func(context.Context, *node.Incoming) (any, error) {
+	_, err := n.Handle(dispatch.Endpoint{Method: "GET", Resource: []string{"hello"}}, func(context.Context, *Incoming) (any, error) {
 		return map[string]bool{"hi": true}, nil
 	})
 	if err != nil {
@@ -54,9 +53,9 @@ func clHello(t *testing.T, n *node.Node) {
 	}
 }
 
-func clListen(t *testing.T, listen func(string, Receiver, *slog.Logger) (*Gateway, error), n *node.Node) *Gateway {
+func clListen(t *testing.T, listen func(string, mesh.Ingress, mesh.GatewayConfig) (*mesh.Gateway, error), n *Node) *mesh.Gateway {
 	t.Helper()
-	g, err := listen("127.0.0.1:0", n, testLogger(t))
+	g, err := listen("127.0.0.1:0", n, mesh.GatewayConfig{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,17 +67,17 @@ func clListen(t *testing.T, listen func(string, Receiver, *slog.Logger) (*Gatewa
 type clTCP struct {
 	t    *testing.T
 	conn *net.TCPConn
-	fr   *FrameReader
+	fr   *mesh.FrameReader
 }
 
-func clDial(t *testing.T, g *Gateway) *clTCP {
+func clDial(t *testing.T, g *mesh.Gateway) *clTCP {
 	t.Helper()
 	conn, err := net.Dial("tcp", g.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &clTCP{t: t, conn: conn.(*net.TCPConn), fr: NewFrameReader(conn, 0)}
+	return &clTCP{t: t, conn: conn.(*net.TCPConn), fr: mesh.NewFrameReader(conn, 0)}
 }
 
 // send writes one line: text and its "\n".
@@ -155,7 +154,7 @@ func clException(t *testing.T, d *dispatch.Dispatch, frame string, code int) {
 func TestClassicGatewayTCPRoundTrip(t *testing.T) {
 	n := clNode(t)
 	clHello(t, n)
-	g := clListen(t, ListenTCP, n)
+	g := clListen(t, mesh.ListenTCP, n)
 	c := clDial(t, g)
 
 	c.sendDispatch(clGet([]any{"tx1"}, "hello"))
@@ -201,9 +200,9 @@ func TestClassicGatewayTCPRoundTrip(t *testing.T) {
 }
 
 func TestClassicGatewayOversizedLine(t *testing.T) {
-	n := clNode(t, node.WithDecoder(dispatch.Decoder{Quirks: true, MaxSize: 1024}))
+	n := clNode(t, WithDecoder(dispatch.Decoder{Quirks: true, MaxSize: 1024}))
 	clHello(t, n)
-	g := clListen(t, ListenTCP, n)
+	g := clListen(t, mesh.ListenTCP, n)
 	c := clDial(t, g)
 
 	big := clGet([]any{"big"}, "hello")
@@ -229,7 +228,7 @@ func TestClassicGatewayOversizedLine(t *testing.T) {
 func TestClassicGatewayUnterminatedLastLine(t *testing.T) {
 	n := clNode(t)
 	clHello(t, n)
-	g := clListen(t, ListenTCP, n)
+	g := clListen(t, mesh.ListenTCP, n)
 	c := clDial(t, g)
 
 	c.conn.SetWriteDeadline(time.Now().Add(clReadTimeout))
@@ -267,7 +266,7 @@ func clBind(t *testing.T, c *clTCP, ep dispatch.Endpoint) {
 // goes back to the requester.
 func TestClassicGatewayClientServes(t *testing.T) {
 	n := clNode(t)
-	g := clListen(t, ListenTCP, n)
+	g := clListen(t, mesh.ListenTCP, n)
 	a, b := clDial(t, g), clDial(t, g)
 	clBind(t, a, dispatch.Endpoint{Method: "GET", Resource: []string{"svc", "*"}})
 
@@ -293,8 +292,8 @@ func TestClassicGatewayClientServes(t *testing.T) {
 // timeout passes (a Node requester's own timer only covers callbacks it
 // ran itself).
 func TestClassicGatewayClientSilent504(t *testing.T) {
-	n := clNode(t, node.WithAnswerTimeout(200*time.Millisecond))
-	g := clListen(t, ListenTCP, n)
+	n := clNode(t, WithAnswerTimeout(200*time.Millisecond))
+	g := clListen(t, mesh.ListenTCP, n)
 	a, b := clDial(t, g), clDial(t, g)
 	clBind(t, a, dispatch.Endpoint{Method: "GET", Resource: []string{"svc", "*"}})
 
@@ -321,9 +320,9 @@ func TestClassicGatewayClientSilent504(t *testing.T) {
 // watch standing in for the emitter's timer would answer 504 for it.
 func TestClassicGatewayNoSpurious504(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	n := clNode(t, node.WithAnswerTimeout(timeout))
+	n := clNode(t, WithAnswerTimeout(timeout))
 	clHello(t, n)
-	g := clListen(t, ListenTCP, n)
+	g := clListen(t, mesh.ListenTCP, n)
 	a, b := clDial(t, g), clDial(t, g)
 	clBind(t, a, dispatch.Endpoint{Method: "GET", Resource: []string{"svc", "*"}})
 
@@ -353,7 +352,7 @@ func TestClassicGatewayNoSpurious504(t *testing.T) {
 	}
 }
 
-func clOwned(n *node.Node, owner string) int {
+func clOwned(n *Node, owner string) int {
 	count := 0
 	for _, s := range n.Subscriptions() {
 		if s.Owner == owner {
@@ -365,7 +364,7 @@ func clOwned(n *node.Node, owner string) int {
 
 func TestClassicGatewayCloseReleasesSubscriptions(t *testing.T) {
 	n := clNode(t)
-	g := clListen(t, ListenTCP, n)
+	g := clListen(t, mesh.ListenTCP, n)
 	a := clDial(t, g)
 	owner := "tcp:" + a.conn.LocalAddr().String()
 	clBind(t, a, dispatch.Endpoint{Method: "GET", Resource: []string{"svc", "*"}})
@@ -387,7 +386,7 @@ func TestClassicGatewayCloseReleasesSubscriptions(t *testing.T) {
 // always with a token header (the Node engine requires one).
 func TestClassicGatewayBindPush(t *testing.T) {
 	n := clNode(t)
-	g := clListen(t, ListenTCP, n)
+	g := clListen(t, mesh.ListenTCP, n)
 	a := clDial(t, g)
 	clBind(t, a, dispatch.Endpoint{Method: "POST", Resource: []string{"news", "*"}})
 
@@ -410,7 +409,7 @@ func TestClassicGatewayBindPush(t *testing.T) {
 	a.expectEOF()
 }
 
-func clWSDial(t *testing.T, g *Gateway) *websocket.Conn {
+func clWSDial(t *testing.T, g *mesh.Gateway) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), clReadTimeout)
 	defer cancel()
@@ -449,7 +448,7 @@ func clWSRoundTrip(t *testing.T, conn *websocket.Conn, msg string) (*dispatch.Di
 func TestClassicGatewayWebSocket(t *testing.T) {
 	n := clNode(t)
 	clHello(t, n)
-	g := clListen(t, ListenWS, n)
+	g := clListen(t, mesh.ListenWS, n)
 	conn := clWSDial(t, g)
 
 	d, frame := clWSRoundTrip(t, conn, clGet([]any{"tx1"}, "hello").String())
@@ -485,13 +484,13 @@ func TestClassicGatewayWebSocket(t *testing.T) {
 func TestGatewayCloseWithOpenConnections(t *testing.T) {
 	n := clNode(t)
 	clHello(t, n)
-	base := settledGoroutines()
+	base := poll.SettledGoroutines()
 
-	tg, err := ListenTCP("127.0.0.1:0", n, testLogger(t))
+	tg, err := mesh.ListenTCP("127.0.0.1:0", n, mesh.GatewayConfig{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wg, err := ListenWS("127.0.0.1:0", n, testLogger(t))
+	wg, err := mesh.ListenWS("127.0.0.1:0", n, mesh.GatewayConfig{Logger: testLogger(t)})
 	if err != nil {
 		tg.Close()
 		t.Fatal(err)
@@ -564,30 +563,30 @@ func TestGatewayCloseWithOpenConnections(t *testing.T) {
 	poll.Goroutines(t, 10*time.Second, base+1)
 }
 
-// clRelayForwarder sends what the engine forwards to classic hosts
-// through a ClassicClient (the peer's Forwarder does the same for
-// classic targets).
-type clRelayForwarder struct{ cc *ClassicClient }
+// clRelayForwarder routes what the engine forwards to classic hosts
+// through a Dialer (the peer's Forwarder does the same for classic
+// targets).
+type clRelayForwarder struct{ cc *mesh.Dialer }
 
-func (f *clRelayForwarder) Forward(ctx context.Context, to dispatch.Host, d *dispatch.Dispatch, _ node.Origin) error {
+func (f *clRelayForwarder) Route(ctx context.Context, to dispatch.Host) (mesh.Link, error) {
 	t, err := routing.Classify(to)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return f.cc.Forward(ctx, t, d)
+	return f.cc.Dial(ctx, t.Transport, t.Addr)
 }
 
-// ClassicClient against our own gateways, over TCP and WebSocket: the
+// A Dialer against our own gateways, over TCP and WebSocket: the
 // request goes out on a pooled connection, the answer comes back on it.
 func TestClassicClientToGateway(t *testing.T) {
 	server := clNode(t)
 	clHello(t, server)
-	tg := clListen(t, ListenTCP, server)
-	wg := clListen(t, ListenWS, server)
+	tg := clListen(t, mesh.ListenTCP, server)
+	wg := clListen(t, mesh.ListenWS, server)
 
 	fwd := &clRelayForwarder{}
-	client := clNode(t, node.WithForwarder(fwd))
-	fwd.cc = NewClassicClient(client, testLogger(t))
+	client := clNode(t, WithForwarder(fwd))
+	fwd.cc = mesh.NewDialer(client, mesh.GatewayConfig{Logger: testLogger(t)})
 	closed := false
 	t.Cleanup(func() {
 		if !closed {
@@ -597,7 +596,7 @@ func TestClassicClientToGateway(t *testing.T) {
 
 	for _, tc := range []struct {
 		transport string
-		g         *Gateway
+		g         *mesh.Gateway
 	}{{"tcp", tg}, {"ws", wg}} {
 		for i := range 2 { // the second request reuses the connection
 			d := clGet(nil, "hello")
@@ -620,7 +619,7 @@ func TestClassicClientToGateway(t *testing.T) {
 	}
 	// One pooled connection per gateway.
 	poll.Until(t, clReadTimeout, "one connection per gateway", func() bool {
-		return tg.count.Load() == 1 && wg.count.Load() == 1
+		return tg.Accepted() == 1 && wg.Accepted() == 1
 	})
 
 	// Closing the client ends its connections, which releases nothing
@@ -630,11 +629,7 @@ func TestClassicClientToGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Until(t, clReadTimeout, "the gateways to drop the client's connections", func() bool {
-		tg.mu.Lock()
-		defer tg.mu.Unlock()
-		wg.mu.Lock()
-		defer wg.mu.Unlock()
-		return len(tg.conns) == 0 && len(wg.conns) == 0
+		return tg.Conns() == 0 && wg.Conns() == 0
 	})
 	// A closed client refuses to forward: 502.
 	d := clGet(nil, "hello")

@@ -1,6 +1,6 @@
 //go:build unix
 
-package mesh
+package node
 
 import (
 	"bufio"
@@ -21,14 +21,14 @@ import (
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
-	"github.com/jstp-peer/jstp-peer/node"
+	"github.com/jstp-peer/jstp-peer/mesh"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // The tests below run the gateways and the classic client against the
 // original Node.js engine (npm jstp 1.1.5) through the scripts in
-// testdata/interop (docs/classic-wire.md §8).
+// mesh/testdata/interop (docs/classic-wire.md §8).
 
 var (
 	interopOnce sync.Once
@@ -55,7 +55,7 @@ func requireInterop(t *testing.T) string {
 		}
 	}
 	interopOnce.Do(func() {
-		dir, err := filepath.Abs(filepath.Join("testdata", "interop"))
+		dir, err := filepath.Abs(filepath.Join("..", "mesh", "testdata", "interop"))
 		if err != nil {
 			interopErr = err
 			return
@@ -235,27 +235,33 @@ func parseInterop(t *testing.T, line string) interopJSON {
 
 func isAnswerLine(l string) bool { return strings.Contains(l, `"method":"ANSWER"`) }
 
-// interopRecorder is the engine as a Receiver that also keeps what it
-// could not decode (such as the "[object Object]" the Node engine echoes
-// for an answer that carries a token), and the origins frames came from.
+// interopRecorder is the engine as the gateway's Ingress that also keeps
+// what it could not decode (such as the "[object Object]" the Node engine
+// echoes for an answer that carries a token), and the links frames came
+// from.
 type interopRecorder struct {
-	*node.Node
+	*Node
 	mu      sync.Mutex
 	bad     []string
-	origins map[node.Origin]bool
+	origins map[mesh.Link]bool
 }
 
-func (r *interopRecorder) ReceiveFrame(ctx context.Context, from node.Origin, frame []byte) {
-	r.mu.Lock()
-	if r.origins == nil {
-		r.origins = map[node.Origin]bool{}
+func (r *interopRecorder) Attach(l mesh.Link) mesh.FrameFunc {
+	inner := r.Node.Attach(l)
+	return func(ctx context.Context, frame []byte, err error) {
+		r.mu.Lock()
+		if r.origins == nil {
+			r.origins = map[mesh.Link]bool{}
+		}
+		r.origins[l] = true
+		if err == nil {
+			if _, derr := r.Node.Decoder().Decode(frame); derr != nil {
+				r.bad = append(r.bad, string(frame))
+			}
+		}
+		r.mu.Unlock()
+		inner(ctx, frame, err)
 	}
-	r.origins[from] = true
-	if _, err := r.Node.Decoder().Decode(frame); err != nil {
-		r.bad = append(r.bad, string(frame))
-	}
-	r.mu.Unlock()
-	r.Node.ReceiveFrame(ctx, from, frame)
 }
 
 // quiet waits until every connection that sent something has ended, then
@@ -282,9 +288,9 @@ func (r *interopRecorder) quiet(t *testing.T) {
 	}
 }
 
-func interopGateway(t *testing.T, recv Receiver) (*Gateway, string) {
+func interopGateway(t *testing.T, recv mesh.Ingress) (*mesh.Gateway, string) {
 	t.Helper()
-	g, err := ListenTCP("127.0.0.1:0", recv, testLogger(t))
+	g, err := mesh.ListenTCP("127.0.0.1:0", recv, mesh.GatewayConfig{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +304,7 @@ func interopGateway(t *testing.T, recv Receiver) (*Gateway, string) {
 func TestInteropNodeClientToGateway(t *testing.T) {
 	dir := requireInterop(t)
 	n := clNode(t)
-	if _, err := n.Handle(dispatch.Endpoint{Method: "GET", Resource: []string{"hello", ":x"}}, func(_ context.Context, in *node.Incoming) (any, error) {
+	if _, err := n.Handle(dispatch.Endpoint{Method: "GET", Resource: []string{"hello", ":x"}}, func(_ context.Context, in *Incoming) (any, error) {
 		return map[string]string{"hello": in.Params["x"]}, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -423,7 +429,7 @@ func TestInteropMeshToNodeServer(t *testing.T) {
 	port, sent := interopProxy(t, nodePort)
 	portNum, _ := strconv.Atoi(port)
 
-	p, err := StartPeer(t.Context(), PeerConfig{Host: testConfig(t), Logger: testLogger(t)})
+	p, err := Start(t.Context(), PeerConfig{Mesh: testConfig(t), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +489,7 @@ func TestInteropMeshToNodeServer(t *testing.T) {
 // interopWaitBound waits until a classic connection holds a subscription
 // to ep on n (the binder prints "bound" when the BIND is written, not
 // when the gateway has processed it).
-func interopWaitBound(t *testing.T, n *node.Node, method string, resource ...string) {
+func interopWaitBound(t *testing.T, n *Node, method string, resource ...string) {
 	t.Helper()
 	poll.Until(t, 10*time.Second, "the Node binder's subscription", func() bool {
 		for _, s := range n.Subscriptions() {

@@ -1,4 +1,4 @@
-package mesh
+package node
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
-	"github.com/jstp-peer/jstp-peer/node"
+	"github.com/jstp-peer/jstp-peer/mesh"
 	"github.com/jstp-peer/jstp-peer/routing"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
@@ -24,16 +24,16 @@ import (
 // newTestPeer starts a loopback peer that bootstraps from boot (if any).
 func newTestPeer(t testing.TB, boot *Peer, mod ...func(*PeerConfig)) *Peer {
 	t.Helper()
-	cfg := PeerConfig{Host: testConfig(t), Logger: testLogger(t)}
+	cfg := PeerConfig{Mesh: testConfig(t), Logger: testLogger(t)}
 	if boot != nil {
-		cfg.Host.Bootstrap = addrStrings(boot.Host.Addrs())
+		cfg.Mesh.Bootstrap = addrStrings(boot.Host.Addrs())
 	}
 	for _, m := range mod {
 		m(&cfg)
 	}
-	p, err := StartPeer(t.Context(), cfg)
+	p, err := Start(t.Context(), cfg)
 	if err != nil {
-		t.Fatalf("StartPeer: %v", err)
+		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
@@ -46,15 +46,15 @@ func startPeers(t testing.TB, n int, boot *Peer, mod ...func(*PeerConfig)) []*Pe
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range peers {
-		cfg := PeerConfig{Host: testConfig(t), Logger: testLogger(t)}
-		cfg.Host.Bootstrap = addrStrings(boot.Host.Addrs())
+		cfg := PeerConfig{Mesh: testConfig(t), Logger: testLogger(t)}
+		cfg.Mesh.Bootstrap = addrStrings(boot.Host.Addrs())
 		for _, m := range mod {
 			m(&cfg)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			peers[i], errs[i] = StartPeer(t.Context(), cfg)
+			peers[i], errs[i] = Start(t.Context(), cfg)
 		}()
 	}
 	wg.Wait()
@@ -63,7 +63,7 @@ func startPeers(t testing.TB, n int, boot *Peer, mod ...func(*PeerConfig)) []*Pe
 			t.Cleanup(func() { p.Close() })
 		}
 		if errs[i] != nil {
-			t.Fatalf("StartPeer %d: %v", i, errs[i])
+			t.Fatalf("Start %d: %v", i, errs[i])
 		}
 	}
 	return peers
@@ -111,7 +111,7 @@ func TestThreeHopChain(t *testing.T) {
 		t.Fatalf("echo body: %v", err)
 	}
 	// Three gateways crossed, the chain consumed, the timestamp kept.
-	if string(echoed.Extra[node.HopsHeader]) != "3" || len(echoed.Host) != 0 || echoed.Timestamp != req.Timestamp {
+	if string(echoed.Extra[HopsHeader]) != "3" || len(echoed.Host) != 0 || echoed.Timestamp != req.Timestamp {
 		t.Fatalf("echoed = %s", echoed)
 	}
 }
@@ -129,7 +129,7 @@ func TestNameProvidedByThreeResolvedFromTwenty(t *testing.T) {
 	for _, p := range peers[5:8] {
 		p := p
 		providers[p.Host.ID().String()] = true
-		if _, err := p.Node.Handle(dispatch.Endpoint{Method: "GET", Resource: []string{"menu"}}, func(context.Context, *node.Incoming) (any, error) {
+		if _, err := p.Node.Handle(dispatch.Endpoint{Method: "GET", Resource: []string{"menu"}}, func(context.Context, *Incoming) (any, error) {
 			return p.Host.ID().String(), nil
 		}); err != nil {
 			t.Fatal(err)
@@ -197,17 +197,17 @@ func TestRemoteBindFiftySubscribers(t *testing.T) {
 	target := newTestPeer(t, nil)
 	// Subscribers need no DHT service; client mode spares fifty
 	// routing-table refreshes on two cores.
-	peers := startPeers(t, subs, target, func(c *PeerConfig) { c.Host.DHTMode = DHTClient })
+	peers := startPeers(t, subs, target, func(c *PeerConfig) { c.Mesh.DHTMode = mesh.DHTClient })
 	ev := &events{got: map[int]map[string]int{}}
 	ep := dispatch.Endpoint{Method: "POST", Resource: []string{"news", ":id"}}
 	// Subscribers bind at once, as independent peers would.
-	bindings := make([]*node.RemoteBinding, subs)
+	bindings := make([]*RemoteBinding, subs)
 	var wg sync.WaitGroup
 	for i, p := range peers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rb, err := p.Node.BindAt(t.Context(), []dispatch.Host{hostOf(target)}, ep, func(ctx context.Context, in *node.Incoming) {
+			rb, err := p.Node.BindAt(t.Context(), []dispatch.Host{hostOf(target)}, ep, func(ctx context.Context, in *Incoming) {
 				ev.add(i, in.Params["id"])
 			})
 			if err != nil {
@@ -309,10 +309,10 @@ func TestNotGatewayAnd404(t *testing.T) {
 
 func TestOversizedFrameOverStream(t *testing.T) {
 	a := newTestPeer(t, nil, func(c *PeerConfig) {
-		c.NodeOptions = []node.Option{node.WithDecoder(dispatch.Decoder{Quirks: true, MaxSize: 4096})}
+		c.Options = []Option{WithDecoder(dispatch.Decoder{Quirks: true, MaxSize: 4096})}
 	})
 	b := newTestPeer(t, a)
-	st, err := b.Host.LibP2P().NewStream(t.Context(), a.Host.ID(), ProtocolID)
+	st, err := b.Host.LibP2P().NewStream(t.Context(), a.Host.ID(), mesh.ProtocolID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestOversizedFrameOverStream(t *testing.T) {
 	sc := bufio.NewScanner(st)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
 	var got []*dispatch.Dispatch
-	for len(got) < 3 && sc.Scan() {
+	for len(got) < 2 && sc.Scan() {
 		d, err := dispatch.Decoder{}.Decode(sc.Bytes())
 		if err != nil {
 			t.Fatalf("peer wrote %q: %v", sc.Text(), err)
@@ -333,11 +333,12 @@ func TestOversizedFrameOverStream(t *testing.T) {
 		got = append(got, d)
 	}
 	// The exception for the oversized frame, then the stream still
-	// serves: a provisional and a final answer to the next request.
-	if len(got) < 3 || got[0].Exception == nil || got[0].Exception.Code != 413 {
+	// serves: the answer to the next request (one local handler answers,
+	// so no provisional answer comes before it).
+	if len(got) < 2 || got[0].Exception == nil || got[0].Exception.Code != 413 {
 		t.Fatalf("got %v", got)
 	}
-	if c, _, _, _ := got[2].AnswerInfo(); c != 200 {
+	if c, _, _, _ := got[1].AnswerInfo(); c != 200 {
 		t.Fatalf("after the oversized frame: %v", got)
 	}
 }
@@ -347,7 +348,7 @@ func TestBindAtUnknownPeerFails(t *testing.T) {
 	ghost, _ := peer.IDFromPrivateKey(testKey(t))
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	_, err := a.Node.BindAt(ctx, []dispatch.Host{{Name: ghost.String()}}, dispatch.Endpoint{Method: "POST", Resource: []string{"x"}}, func(context.Context, *node.Incoming) {})
+	_, err := a.Node.BindAt(ctx, []dispatch.Host{{Name: ghost.String()}}, dispatch.Endpoint{Method: "POST", Resource: []string{"x"}}, func(context.Context, *Incoming) {})
 	if code := dispatch.Code(err); code != 404 && code != 502 {
 		t.Fatalf("err = %v (code %d), want 404 or 502", err, code)
 	}
@@ -363,7 +364,7 @@ func TestAutoDHTModeResolvesNamesOnALAN(t *testing.T) {
 	// Peers with the default DHT mode, where AutoNAT reaches no verdict
 	// (one machine, a LAN): they must still serve the DHT to each other,
 	// or no name would ever resolve.
-	auto := func(c *PeerConfig) { c.Host.DHTMode = DHTAuto }
+	auto := func(c *PeerConfig) { c.Mesh.DHTMode = mesh.DHTAuto }
 	a := newTestPeer(t, nil, auto)
 	b := newTestPeer(t, a, auto, func(c *PeerConfig) { c.Provide = []string{"menu.lan"} })
 	poll.Until(t, 20*time.Second, "the name to resolve", func() bool {

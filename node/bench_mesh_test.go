@@ -1,4 +1,4 @@
-package mesh
+package node
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
-	"github.com/jstp-peer/jstp-peer/node"
+	"github.com/jstp-peer/jstp-peer/mesh"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
@@ -28,7 +28,7 @@ const echoProto protocol.ID = "/bench/echo/1"
 func benchPair(b *testing.B) (a, c *Peer) {
 	a = newTestPeer(b, nil)
 	c = newTestPeer(b, a)
-	c.Node.Handle(dispatch.Endpoint{Method: "GET", Resource: []string{"bench", ":n"}}, func(ctx context.Context, in *node.Incoming) (any, error) {
+	c.Node.Handle(dispatch.Endpoint{Method: "GET", Resource: []string{"bench", ":n"}}, func(ctx context.Context, in *Incoming) (any, error) {
 		return in.Params["n"], nil
 	})
 	return a, c
@@ -205,9 +205,9 @@ func BenchmarkFanoutBind(b *testing.B) {
 	var got atomic.Int64
 	next := make(chan struct{}, 1)
 	for i := 0; i < fanout; i++ {
-		p := newTestPeer(b, target, func(c *PeerConfig) { c.Host.DHTMode = DHTClient })
+		p := newTestPeer(b, target, func(c *PeerConfig) { c.Mesh.DHTMode = mesh.DHTClient })
 		_, err := p.Node.BindAt(context.Background(), []dispatch.Host{hostOf(target)}, dispatch.Endpoint{Method: "POST", Resource: []string{"tick"}},
-			func(context.Context, *node.Incoming) {
+			func(context.Context, *Incoming) {
 				if got.Add(1)%fanout == 0 {
 					next <- struct{}{}
 				}
@@ -238,7 +238,7 @@ func BenchmarkFanoutRawGossipsub(b *testing.B) {
 	defer cancel()
 	var subs []*pubsub.Subscription
 	for i := 0; i < fanout; i++ {
-		p := newTestPeer(b, target, func(c *PeerConfig) { c.Host.DHTMode = DHTClient })
+		p := newTestPeer(b, target, func(c *PeerConfig) { c.Mesh.DHTMode = mesh.DHTClient })
 		t, err := p.Host.PubSub().Join(topic)
 		if err != nil {
 			b.Fatal(err)

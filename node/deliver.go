@@ -1,0 +1,321 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+)
+
+type delivery struct {
+	in    *Incoming
+	rt    replyTo // where the answer goes, and whose dispatch this is
+	txid  string
+	trig  string
+	depth int     // BIND/RELEASE hook nesting of what caused it
+	sink  Origin  // set for fan-out notifications
+	l     *ledger // set when the answer passes through a ledger (see trigger)
+}
+
+// RetryAfterHeader, on a 503 answer, says in milliseconds when the
+// subscriber is worth asking again.
+const RetryAfterHeader = "retry-after"
+
+// retryAfter is the hint a full queue gives: about the time a queue's
+// worth of dispatches takes to drain is unknowable here, so the hint is a
+// short, fixed back-off that spreads retries rather than a promise.
+const retryAfter = "100"
+
+// trigger delivers d to every matching subscription. When an answer is
+// wanted each answering subscriber gets its own triggering id, and the
+// emitter is told which ids to expect when there is more than one; with
+// nothing triggered it is answered 404, with only fan-out sinks notified,
+// 202.
+func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, want bool) {
+	matches := n.subs.match(d)
+	txid := d.TransactionID()
+	if len(matches) == 0 {
+		if want {
+			n.reply(ctx, rt, dispatch.NewAnswer(404, txid, "", jsonString("nothing is bound to "+describe(d))))
+		}
+		return
+	}
+	depth, _ := ctx.Value(hookDepthKey{}).(int)
+	notification, _ := ctx.Value(notificationKey{}).(bool)
+	var trigs []string
+	var sinks map[Origin]bool
+	type pending struct {
+		sub *subscription
+		dl  delivery
+	}
+	answering := make([]pending, 0, len(matches))
+	remote := false
+	for _, m := range matches {
+		if m.sub.handler == nil && !m.sub.mirror {
+			if f, ok := m.sub.owner.(Fanout); ok {
+				if sink := f.Sink(m.sub.ep.Endpoint); sink != nil {
+					if notification {
+						continue
+					}
+					// Notifications for a shared sink (a gossipsub
+					// topic) go out once, however many subscriptions
+					// feed it, and are not answered.
+					if sinks[sink] {
+						continue
+					}
+					if sinks == nil {
+						sinks = map[Origin]bool{}
+					}
+					sinks[sink] = true
+					n.enqueueOrDrop(ctx, m.sub, delivery{in: &Incoming{Dispatch: notificationCopy(d), Params: m.params, From: rt.o.ID()}, rt: replyTo{o: rt.o}, sink: sink, depth: depth})
+					continue
+				}
+			}
+		}
+		c := d
+		var trig string
+		if want {
+			trig = n.routes.newKey()
+			trigs = append(trigs, trig)
+			cc := *d
+			cc.Token = append([]any{txid, trig}, d.Token[min(len(d.Token), 2):]...)
+			c = &cc
+			remote = remote || m.sub.handler == nil
+		}
+		answering = append(answering, pending{m.sub, delivery{in: &Incoming{Dispatch: c, Params: m.params, From: rt.o.ID()}, rt: rt, txid: txid, trig: trig, depth: depth}})
+	}
+	// Remote subscribers answer later and from elsewhere; a lone local
+	// handler answers in the same breath, and then the emitter needs no
+	// announcement (see tally).
+	announce := len(trigs) > 1 || remote
+	var l *ledger
+	if want && len(trigs) > 0 {
+		// A ledger counts the answers when someone must: this engine,
+		// for an emitter that cannot time out answers itself, or the
+		// routes of remote subscribers' answers, which come back here.
+		if remote || !provisional(rt.o) {
+			l = &ledger{back: rt, txid: txid}
+			l.t.expect(trigs)
+			if !provisional(rt.o) {
+				n.owe(l)
+			}
+			for _, p := range answering {
+				if p.sub.handler == nil {
+					n.routes.add(p.dl.trig, l, p.sub.owner)
+				}
+			}
+		}
+		// The emitter learns which answers to expect before any
+		// subscriber can answer.
+		n.announce(ctx, rt, txid, trigs, announce)
+	}
+	for _, p := range answering {
+		p.dl.l = l
+		n.enqueueOrDrop(ctx, p.sub, p.dl)
+	}
+	if want && len(trigs) == 0 {
+		body, _ := json.Marshal(map[string]int{"notified": len(sinks)})
+		n.reply(ctx, rt, dispatch.NewAnswer(202, txid, "", body))
+	}
+}
+
+// announce tells the emitter which triggering ids to expect: the
+// application's Request directly, a peer (or a client that reads
+// provisional answers) with ANSWER 102 when asked to. A classic emitter
+// is told nothing; the ledger answers 504 for it.
+func (n *Node) announce(ctx context.Context, rt replyTo, txid string, trigs []string, send bool) {
+	if rt.o == Origin(n.local) {
+		n.txmu.Lock()
+		tx := n.txs[txid]
+		n.txmu.Unlock()
+		if tx != nil {
+			tx.expect(trigs)
+		}
+		return
+	}
+	if send && provisional(rt.o) {
+		n.reply(ctx, rt, announcement(txid, trigs))
+	}
+}
+
+// notificationCopy strips the transaction id (token[0] becomes null) so
+// subscribers do not answer a notification; the rest of the token is the
+// application's and stays.
+func notificationCopy(d *dispatch.Dispatch) *dispatch.Dispatch {
+	if d.TransactionID() == "" {
+		return d
+	}
+	c := *d
+	c.Token = append([]any{nil}, d.Token[1:]...)
+	return &c
+}
+
+// enqueueOrDrop queues a delivery, or answers 503 for it when the
+// subscription's queue is full: the subscriber is overloaded, and the
+// emitter is told so at once instead of waiting for a 504.
+func (n *Node) enqueueOrDrop(ctx context.Context, s *subscription, dl delivery) {
+	if n.enqueue(s, dl) {
+		return
+	}
+	s.dropped.Add(1)
+	if dl.sink != nil || dl.trig == "" {
+		n.stats.droppedEvents.Add(1)
+		n.warn.Warn("subscriber queue full; dispatch dropped for it", "endpoint", s.ep.Endpoint.String(), "owner", s.owner.ID())
+		return
+	}
+	n.stats.overloaded.Add(1)
+	n.warn.Warn("subscriber queue full; answered 503", "endpoint", s.ep.Endpoint.String(), "owner", s.owner.ID())
+	a := dispatch.NewAnswer(503, dl.txid, dl.trig, jsonString("subscriber overloaded"))
+	a.Extra = map[string]json.RawMessage{RetryAfterHeader: json.RawMessage(retryAfter)}
+	n.settle(ctx, dl.rt, dl.l, dl.trig, a)
+}
+
+// enqueue puts a delivery on the subscription's queue and makes sure a
+// worker runs, without ever blocking the dispatch cycle.
+func (n *Node) enqueue(s *subscription, dl delivery) bool {
+	if s.released.Load() {
+		return true
+	}
+	select {
+	case s.queue <- dl:
+	default:
+		return false
+	}
+	holdFor(dl.rt.o)
+	s.mu.Lock()
+	if s.running < s.max {
+		s.running++
+		s.mu.Unlock()
+		n.wg.Add(1)
+		go n.work(s)
+		return true
+	}
+	s.mu.Unlock()
+	return true
+}
+
+// work drains a subscription's queue and exits when it is empty, so idle
+// subscriptions cost no goroutine.
+func (n *Node) work(s *subscription) {
+	defer n.wg.Done()
+	for {
+		select {
+		case dl := <-s.queue:
+			ctx := n.ctx
+			if dl.depth > 0 {
+				ctx = context.WithValue(ctx, hookDepthKey{}, dl.depth)
+			}
+			n.run(ctx, s, dl)
+			releaseFor(dl.rt.o)
+			continue
+		case <-n.ctx.Done():
+			return
+		default:
+		}
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.running--
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// run delivers one dispatch to a subscription and answers for local
+// handlers.
+func (n *Node) run(ctx context.Context, s *subscription, dl delivery) {
+	if s.released.Load() {
+		if dl.trig != "" {
+			n.settle(ctx, dl.rt, dl.l, dl.trig, dispatch.NewAnswer(406, dl.txid, dl.trig, jsonString("released before it was delivered")))
+		}
+		return
+	}
+	s.handled.Add(1)
+	if s.handler == nil {
+		to := s.owner
+		if dl.sink != nil {
+			to = dl.sink
+		}
+		if err := to.Deliver(ctx, dl.in.Dispatch); err != nil {
+			n.stats.droppedEvents.Add(1)
+			n.warn.Info("delivery to subscriber failed", "owner", s.owner.ID(), "err", err)
+			if dl.trig != "" {
+				n.settle(ctx, dl.rt, dl.l, dl.trig, dispatch.NewAnswer(dispatch.Code(err), dl.txid, dl.trig, jsonString(err.Error())))
+			}
+		}
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
+	body, err := s.handler(hctx, dl.in)
+	cancel()
+	if dl.trig == "" {
+		if err != nil {
+			n.log.Debug("handler failed", "endpoint", s.ep.Endpoint.String(), "err", err)
+		}
+		return
+	}
+	n.settle(ctx, dl.rt, dl.l, dl.trig, answerFor(dl.txid, dl.trig, body, err))
+	n.stats.answered.Add(1)
+}
+
+// settle sends an answer made here to the emitter, through the ledger
+// when there is one: an answer the ledger has already given up on (its
+// 504 went out) is not sent after it.
+func (n *Node) settle(ctx context.Context, rt replyTo, l *ledger, trig string, a *dispatch.Dispatch) {
+	if l != nil {
+		l.mu.Lock()
+		ok := l.t.final(trig)
+		done := l.t.done
+		l.mu.Unlock()
+		if done {
+			n.finishLedger(l)
+		}
+		if !ok {
+			n.stats.late.Add(1)
+			return
+		}
+	}
+	n.reply(ctx, rt, a)
+}
+
+func answerFor(txid, trig string, body any, err error) *dispatch.Dispatch {
+	if err != nil {
+		return dispatch.NewAnswer(dispatch.Code(err), txid, trig, jsonString(err.Error()))
+	}
+	code := 200
+	if r, ok := body.(Reply); ok {
+		code, body = r.Code, r.Body
+	}
+	if r, ok := body.(*Reply); ok {
+		code, body = r.Code, r.Body
+	}
+	raw, mErr := marshalBody(body)
+	if mErr != nil {
+		return dispatch.NewAnswer(500, txid, trig, jsonString("answer body does not encode: "+mErr.Error()))
+	}
+	return dispatch.NewAnswer(code, txid, trig, raw)
+}
+
+func marshalBody(body any) (json.RawMessage, error) {
+	switch b := body.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		return b, nil
+	}
+	return json.Marshal(body)
+}
+
+// reply sends something back to where a dispatch came from, with the
+// label that origin's engine gave the transaction. A failure is counted
+// and logged: the origin is gone, and there is nobody else to tell.
+func (n *Node) reply(ctx context.Context, rt replyTo, d *dispatch.Dispatch) {
+	if rt.via != "" {
+		d = withVia(d, rt.via)
+	}
+	if err := rt.o.Deliver(ctx, d); err != nil {
+		n.stats.undeliverable.Add(1)
+		n.warn.Info("could not deliver", "to", rt.o.ID(), "err", err)
+	}
+}

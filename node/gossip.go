@@ -1,0 +1,256 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
+)
+
+// TopicPrefix starts every subscription topic.
+const TopicPrefix = "/jstp/0.4/bind/"
+
+// topicPeerWait bounds how long a target waits, before accepting a BIND,
+// for the subscriber's topic subscription to reach it; what is published
+// before then would be lost to that subscriber.
+const topicPeerWait = 5 * time.Second
+
+// Topic names the gossipsub topic of an endpoint on a target peer:
+// TopicPrefix + target + "/" + a hash of the endpoint. Only the target
+// publishes on it, and subscribers drop anything authored by another.
+func Topic(target peer.ID, ep dispatch.Endpoint) string {
+	b, _ := json.Marshal(dispatch.Endpoint{Method: ep.Method, Resource: ep.Resource})
+	sum := sha256.Sum256(b)
+	return TopicPrefix + target.String() + "/" + hex.EncodeToString(sum[:16])
+}
+
+// gossip maps subscriptions between peers onto gossipsub topics
+// (docs/mesh.md): a target publishes each dispatch that matches an
+// endpoint once on the endpoint's topic, and every peer with subscribers
+// to it receives it there. Only the first local subscriber's BIND and the
+// last one's RELEASE reach the target; the others are answered here.
+type gossip struct {
+	n      *Node // set by New
+	topics *mesh.Topics
+	self   peer.ID
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	sinks map[string]*topicSink
+	subs  map[string]*topicSub
+	binds map[bindKey]binding
+}
+
+// bindKey is one origin's binding to an endpoint of a target peer.
+type bindKey struct {
+	origin Origin
+	target peer.ID
+	topic  string
+}
+
+type binding struct {
+	ep   dispatch.Endpoint
+	next *linkOrigin
+}
+
+// topicSub is this peer's subscription to a target's topic, shared by
+// every local subscriber of that endpoint.
+type topicSub struct {
+	refs   int
+	cancel func()
+}
+
+func newGossip(topics *mesh.Topics, self peer.ID, log *slog.Logger) *gossip {
+	return &gossip{
+		topics: topics,
+		self:   self,
+		log:    log.With("component", "gossip"),
+		sinks:  map[string]*topicSink{},
+		subs:   map[string]*topicSub{},
+		binds:  map[bindKey]binding{},
+	}
+}
+
+// sink returns the origin that publishes on this peer's topic for ep.
+func (g *gossip) sink(ep dispatch.Endpoint) Origin {
+	name := Topic(g.self, ep)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.sinks[name]
+	if s == nil {
+		s = &topicSink{g: g, name: name}
+		g.sinks[name] = s
+	}
+	return s
+}
+
+// awaitSubscriber holds a peer's BIND until the peer's subscription to the
+// topic is known here, so the first events reach it.
+func (g *gossip) awaitSubscriber(ctx context.Context, from Origin, ep dispatch.Endpoint) {
+	id, ok := peerOf(from)
+	if !ok {
+		return
+	}
+	name := Topic(g.self, ep)
+	wctx, cancel := context.WithTimeout(ctx, topicPeerWait)
+	defer cancel()
+	if err := g.topics.WaitMember(wctx, name, id); err != nil && ctx.Err() == nil {
+		g.n.warn.Warn("subscriber not seen on its topic; events may miss it until it is", "peer", id, "topic", name)
+	}
+}
+
+// forward passes a BIND or RELEASE for a peer on as a topic subscription.
+func (g *gossip) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, next *linkOrigin, l *ledger) error {
+	target, _ := peerOf(next)
+	key := bindKey{origin: rt.o, target: target, topic: Topic(target, *d.Endpoint)}
+	g.mu.Lock()
+	_, bound := g.binds[key]
+	g.mu.Unlock()
+	if d.Method == dispatch.BIND {
+		if bound {
+			return g.answerHere(ctx, d, rt, l)
+		}
+		first, err := g.subscribe(key.topic, target)
+		if err != nil {
+			return dispatch.Errorf(dispatch.ErrInternal, "subscribe to %s: %v", key.topic, err)
+		}
+		g.mu.Lock()
+		g.binds[key] = binding{ep: *d.Endpoint, next: next}
+		g.mu.Unlock()
+		if !first {
+			return g.answerHere(ctx, d, rt, l)
+		}
+		if err := g.n.sendOn(ctx, next, d); err != nil {
+			g.unbind(key)
+			return err
+		}
+		return nil
+	}
+	if !bound {
+		return dispatch.Errorf(dispatch.ErrUnbound, "nothing bound to %s at %s by %s", d.Endpoint, target, rt.o.ID())
+	}
+	if !g.unbind(key) {
+		return g.answerHere(ctx, d, rt, l)
+	}
+	return g.n.sendOn(ctx, next, d)
+}
+
+// answerHere answers a BIND or RELEASE that did not need to reach the
+// target.
+func (g *gossip) answerHere(ctx context.Context, d *dispatch.Dispatch, rt replyTo, l *ledger) error {
+	g.n.abandonLedger(l)
+	if txid := d.TransactionID(); txid != "" {
+		g.n.reply(ctx, rt, dispatch.NewAnswer(200, txid, "", nil))
+	}
+	return nil
+}
+
+// subscribe joins target's topic (counted) and reports whether this is
+// the first subscriber, which must tell the target.
+func (g *gossip) subscribe(name string, target peer.ID) (first bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s := g.subs[name]; s != nil {
+		s.refs++
+		return false, nil
+	}
+	from := peerNotifier(target.String())
+	dec := g.n.cfg.decoder
+	cancel, err := g.topics.Subscribe(name, target, func(data []byte) {
+		d, err := dec.Decode(data)
+		if err != nil {
+			g.n.stats.rejected.Add(1)
+			g.n.warn.Info("dropped undecodable event", "topic", name, "err", err)
+			return
+		}
+		g.n.ReceiveNotification(g.n.ctx, from, d)
+	})
+	if err != nil {
+		return false, err
+	}
+	g.subs[name] = &topicSub{refs: 1, cancel: cancel}
+	return true, nil
+}
+
+// unbind forgets one binding and reports whether it was its topic's last,
+// after which the target should be sent the RELEASE.
+func (g *gossip) unbind(key bindKey) (last bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.binds, key)
+	s := g.subs[key.topic]
+	if s == nil {
+		return false
+	}
+	s.refs--
+	if s.refs > 0 {
+		return false
+	}
+	delete(g.subs, key.topic)
+	s.cancel()
+	return true
+}
+
+// departed releases the remote bindings of an origin that went away: the
+// last one of a topic sends the target its RELEASE.
+func (g *gossip) departed(o Origin) {
+	g.mu.Lock()
+	gone := map[bindKey]binding{}
+	for k, b := range g.binds {
+		if k.origin == o {
+			gone[k] = b
+		}
+	}
+	g.mu.Unlock()
+	for k, b := range gone {
+		if g.unbind(k) {
+			if err := b.next.Deliver(g.n.ctx, dispatch.NewSubscription(dispatch.RELEASE, b.ep)); err != nil {
+				g.log.Debug("could not release departed origin's binding", "target", k.target, "err", err)
+			}
+		}
+	}
+}
+
+func peerOf(o Origin) (peer.ID, bool) {
+	lo, ok := o.(*linkOrigin)
+	if !ok || lo.kind != mesh.PeerLink {
+		return "", false
+	}
+	id, err := peer.Decode(lo.l.Remote())
+	return id, err == nil
+}
+
+// topicSink publishes what a target's subscriptions deliver.
+type topicSink struct {
+	g    *gossip
+	name string
+}
+
+func (s *topicSink) ID() string            { return "topic:" + s.name }
+func (s *topicSink) Done() <-chan struct{} { return nil }
+
+func (s *topicSink) Deliver(ctx context.Context, d *dispatch.Dispatch) error {
+	if d.Kind() == dispatch.Answer || d.Kind() == dispatch.Exception {
+		return nil // notifications are not answered; nothing to route
+	}
+	if err := s.g.topics.Publish(ctx, s.name, d.AppendJSON(nil)); err != nil {
+		return dispatch.Errorf(dispatch.ErrInternal, "%v", err)
+	}
+	return nil
+}
+
+// peerNotifier is the origin of notifications from a target peer's topic:
+// subscribers see its id, and nothing is sent back to it.
+type peerNotifier string
+
+func (p peerNotifier) ID() string                                        { return string(p) }
+func (p peerNotifier) Done() <-chan struct{}                             { return nil }
+func (p peerNotifier) Deliver(context.Context, *dispatch.Dispatch) error { return nil }

@@ -1,0 +1,228 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
+)
+
+// Attach implements mesh.Ingress: every link — a session with a peer, a
+// gateway's client, a classic engine this peer reached — enters the engine
+// here, and what it reads goes through one path: admission, decoding, the
+// classic dialect where it applies, the dispatch cycle.
+func (n *Node) Attach(l mesh.Link) mesh.FrameFunc {
+	o := &linkOrigin{
+		n:     n,
+		l:     l,
+		kind:  l.Kind(),
+		limit: int64(n.cfg.linkInflight),
+		wake:  make(chan struct{}, 1),
+	}
+	if o.kind != mesh.ClassicIn {
+		// Peers and classic engines are where forwarded dispatches go;
+		// the engine finds their origin again from the link.
+		n.links.Store(l, o)
+	}
+	n.watch(o)
+	return o.receive
+}
+
+// linkOrigin is the engine's Origin for a link.
+type linkOrigin struct {
+	n     *Node
+	l     mesh.Link
+	kind  mesh.LinkKind
+	prov  atomic.Bool // a classic client declared the "provisional" extension
+	limit int64
+
+	// inflight counts deliveries caused by this link's dispatches that
+	// are queued or running. At the limit the link is not read until one
+	// completes: a peer that sends faster than it is served is slowed by
+	// its transport's flow control instead of growing queues here.
+	inflight atomic.Int64
+	wake     chan struct{}
+}
+
+func (o *linkOrigin) ID() string            { return o.l.ID() }
+func (o *linkOrigin) Done() <-chan struct{} { return o.l.Done() }
+
+// WantsProvisional: peers always; classic clients once they declare it.
+func (o *linkOrigin) WantsProvisional() bool {
+	return o.kind == mesh.PeerLink || o.prov.Load()
+}
+
+// Sink is the gossipsub topic of ep for a peer's subscriptions.
+func (o *linkOrigin) Sink(ep dispatch.Endpoint) Origin {
+	if o.kind != mesh.PeerLink || o.n.gossip == nil {
+		return nil
+	}
+	return o.n.gossip.sink(ep)
+}
+
+// Deliver queues d on the link: answers and exceptions always (they are
+// bounded by the link's requests in flight), anything else only when the
+// link keeps up.
+func (o *linkOrigin) Deliver(_ context.Context, d *dispatch.Dispatch) error {
+	if o.kind != mesh.PeerLink {
+		if d = o.classicOut(d); d == nil {
+			return nil
+		}
+	}
+	switch d.Kind() {
+	case dispatch.Answer, dispatch.Exception:
+		return o.l.Push(d)
+	}
+	return o.l.Offer(d)
+}
+
+// send queues a dispatch this engine passes on, waiting for room: the
+// sender is slowed down rather than its dispatch dropped.
+func (o *linkOrigin) send(ctx context.Context, d *dispatch.Dispatch) error {
+	if o.kind != mesh.PeerLink {
+		if d = o.classicOut(d); d == nil {
+			return nil
+		}
+	}
+	return o.l.Send(ctx, d)
+}
+
+// receive is the link's FrameFunc.
+func (o *linkOrigin) receive(ctx context.Context, frame []byte, ferr error) {
+	n := o.n
+	if ferr != nil {
+		n.refuse(ctx, replyTo{o: o}, nil, ferr)
+		return
+	}
+	if !o.admit(ctx) {
+		return
+	}
+	d, err := n.cfg.decoder.Decode(frame)
+	if err != nil {
+		n.refuse(ctx, replyTo{o: o}, d, err)
+		return
+	}
+	rt := replyTo{o: o, via: takeVia(d)}
+	if o.kind != mesh.PeerLink {
+		o.classicIn(d, &rt)
+	}
+	n.receive(ctx, rt, d)
+}
+
+// admit waits until the link may send more: its requests in flight are
+// under the limit and, for a gateway's client, what it has not read yet of
+// its answers fits its queue. A peer link is never held for its own
+// backlog: two peers that each waited for the other to read would wait
+// for ever; its backlog is bounded by what it has in flight instead.
+func (o *linkOrigin) admit(ctx context.Context) bool {
+	if o.kind == mesh.ClassicIn {
+		if err := o.l.WaitRoom(ctx); err != nil {
+			return false
+		}
+	}
+	for o.inflight.Load() >= o.limit {
+		o.n.stats.held.Add(1)
+		select {
+		case <-o.wake:
+		case <-ctx.Done():
+			return false
+		case <-o.l.Done():
+			return false
+		}
+	}
+	return true
+}
+
+func (o *linkOrigin) hold() { o.inflight.Add(1) }
+
+func (o *linkOrigin) release() {
+	if o.inflight.Add(-1) < o.limit {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// holdFor and releaseFor count a delivery against the link that caused
+// it, when it was a link.
+func holdFor(o Origin) {
+	if lo, ok := o.(*linkOrigin); ok {
+		lo.hold()
+	}
+}
+
+func releaseFor(o Origin) {
+	if lo, ok := o.(*linkOrigin); ok {
+		lo.release()
+	}
+}
+
+// linkOf returns the origin of a link the engine was attached to.
+func (n *Node) linkOf(l mesh.Link) (*linkOrigin, bool) {
+	v, ok := n.links.Load(l)
+	if !ok {
+		return nil, false
+	}
+	return v.(*linkOrigin), true
+}
+
+// ViaHeader carries the label an engine gave a transaction it passed on;
+// answers carry it back, and the engine finds the emitter by it. It is a
+// routing header, like host and hops: every gateway rewrites it, and
+// signatures leave it out.
+const ViaHeader = "via"
+
+// takeVia removes the via header from d and returns it.
+func takeVia(d *dispatch.Dispatch) string {
+	raw, ok := d.Extra[ViaHeader]
+	if !ok {
+		return ""
+	}
+	delete(d.Extra, ViaHeader)
+	if len(d.Extra) == 0 {
+		d.Extra = nil
+	}
+	s := string(raw)
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' || strings.ContainsAny(s[1:len(s)-1], `"\`) {
+		return "" // labels are plain strings; anything else is not ours
+	}
+	return s[1 : len(s)-1]
+}
+
+// withVia returns d with the via header set to label (or removed when
+// label is empty), sharing everything else with d.
+func withVia(d *dispatch.Dispatch, label string) *dispatch.Dispatch {
+	if _, had := d.Extra[ViaHeader]; !had && label == "" {
+		return d
+	}
+	c := *d
+	c.Extra = make(map[string]json.RawMessage, len(d.Extra)+1)
+	for k, v := range d.Extra {
+		if k != ViaHeader {
+			c.Extra[k] = v
+		}
+	}
+	if label != "" {
+		c.Extra[ViaHeader] = quote(label)
+	}
+	if len(c.Extra) == 0 {
+		c.Extra = nil
+	}
+	return &c
+}
+
+func quote(s string) json.RawMessage {
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func hasExtension(protocol []string, ext string) bool {
+	return len(protocol) > 2 && slices.ContainsFunc(protocol[2:], func(p string) bool { return strings.EqualFold(p, ext) })
+}

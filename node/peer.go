@@ -1,0 +1,204 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/jstp-peer/jstp-peer/routing"
+)
+
+// PeerConfig configures Start. Zero values take the defaults of the parts
+// they configure.
+type PeerConfig struct {
+	// Mesh configures the libp2p host (Key is required).
+	Mesh mesh.Config
+	// Provide are service names this peer announces through the DHT; a
+	// dispatch to one of them is processed here.
+	Provide []string
+	// NoForward makes the peer refuse to be a gateway (502).
+	NoForward bool
+	// GatewayTCP and GatewayWS are where the classic gateways listen
+	// (newline-delimited JSON over TCP; WebSocket). Empty disables one.
+	// The CLI defaults them to mesh.DefaultGatewayTCP and
+	// mesh.DefaultGatewayWS.
+	GatewayTCP, GatewayWS string
+	// QueueLen bounds each link's outgoing queue, in frames (default
+	// mesh.DefaultQueueLen).
+	QueueLen int
+	// Names configures name resolution (cache TTLs, timeouts).
+	Names routing.NamesConfig
+	// Chooser orders the replicas of a service name (default
+	// routing.Random).
+	Chooser routing.Chooser
+	// Options are passed to New after the peer's own.
+	Options []Option
+	// Logger receives every part's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Peer is a running jstp-peer: the engine and the mesh parts it is
+// composed of. The fields are the parts, for inspection; the peer owns
+// them, and Close stops them all.
+type Peer struct {
+	Node     *Node
+	Host     *mesh.Host
+	Names    *routing.Names
+	Gateways []*mesh.Gateway // TCP first, as configured
+
+	router  *routing.Router
+	streams *mesh.Streams
+	topics  *mesh.Topics
+	dialer  *mesh.Dialer
+	gwAddrs []net.Addr
+}
+
+// Start starts a peer as cfg describes: it joins the mesh, serves
+// GET ["peer"], ["subscriptions"], ["peers"] and any method on
+// ["echo", ...] (answered with the dispatch it got), and announces the
+// names in cfg.Provide. ctx bounds the start only.
+//
+// The parts are built and wired first, and started once every one of them
+// is complete, so nothing that arrives early meets a half-built peer.
+func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg.Mesh.Logger = log
+	cfg.Names.Logger = log
+	for _, name := range cfg.Provide {
+		if err := routing.ValidName(name); err != nil {
+			return nil, fmt.Errorf("node: provide %q: %w", name, err)
+		}
+	}
+	h, err := mesh.New(ctx, cfg.Mesh)
+	if err != nil {
+		return nil, err
+	}
+	p := &Peer{Host: h}
+	p.Names = routing.NewNames(h.DHT(), cfg.Names)
+	p.router = routing.NewRouter(p.Names, cfg.Chooser)
+	dec := dispatch.Decoder{Quirks: true}
+	p.streams = mesh.NewStreams(h.LibP2P(), cfg.QueueLen, dec.MaxSize, log)
+	p.topics = mesh.NewTopics(h.PubSub(), log)
+	gwCfg := mesh.GatewayConfig{QueueLen: cfg.QueueLen, MaxFrame: dec.MaxSize, Logger: log}
+	for _, gw := range []struct{ network, addr string }{{"tcp", cfg.GatewayTCP}, {"ws", cfg.GatewayWS}} {
+		if gw.addr == "" {
+			continue
+		}
+		g, err := mesh.ListenGateway(gw.network, gw.addr, gwCfg)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.Gateways = append(p.Gateways, g)
+		p.gwAddrs = append(p.gwAddrs, g.Addr())
+	}
+	opts := []Option{
+		WithID(h.ID().String()),
+		WithLogger(log),
+		WithForwarder(p),
+		WithDecoder(dec),
+		WithLocalHost(p.isLocal),
+		withGossip(newGossip(p.topics, h.ID(), log)),
+	}
+	if cfg.NoForward {
+		opts = append(opts, WithoutForwarding())
+	}
+	n, err := New(append(opts, cfg.Options...)...)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Node = n
+	p.dialer = mesh.NewDialer(n, gwCfg)
+	if err := p.serveBuiltins(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	// Everything is wired: let dispatches in.
+	p.streams.Start(n)
+	for _, g := range p.Gateways {
+		g.Start(n)
+	}
+	for _, name := range cfg.Provide {
+		// Announcing walks the DHT and may fail while the peer is alone;
+		// Names retries in the background, so the start does not wait.
+		if err := p.Names.Provide(ctx, name); err != nil {
+			log.Info("name announcement will be retried", "name", name, "err", err)
+		}
+	}
+	return p, nil
+}
+
+// isLocal recognises the host elements that name this peer besides its
+// id: the names it provides, and its own gateways' addresses (a classic
+// engine told to reach us at [host, port] must not be sent to ourselves).
+func (p *Peer) isLocal(h dispatch.Host) bool {
+	if !h.IsTuple() {
+		return slices.Contains(p.Names.Provided(), h.Name)
+	}
+	for _, a := range p.gwAddrs {
+		ta, ok := a.(*net.TCPAddr)
+		if !ok || ta.Port != h.Port {
+			continue
+		}
+		if ta.IP.IsUnspecified() || isLoopbackName(h.Name) || h.Name == ta.IP.String() {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopbackName(name string) bool {
+	if name == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (p *Peer) serveBuiltins() error {
+	if err := p.Node.Serve([]string{"peers"}, func(context.Context) (any, error) {
+		return p.Host.Peers(), nil
+	}); err != nil {
+		return err
+	}
+	_, err := p.Node.Handle(dispatch.Endpoint{Method: "*", Resource: []string{"echo", "..."}}, func(ctx context.Context, in *Incoming) (any, error) {
+		return json.RawMessage(in.Dispatch.AppendJSON(nil)), nil
+	})
+	return err
+}
+
+// Close stops the peer: the gateways and streams first (nothing new comes
+// in), then the engine, the parts that carry dispatches, and the host.
+func (p *Peer) Close() error {
+	var errs []error
+	for _, g := range p.Gateways {
+		errs = append(errs, g.Close())
+	}
+	if p.streams != nil {
+		errs = append(errs, p.streams.Close())
+	}
+	if p.dialer != nil {
+		errs = append(errs, p.dialer.Close())
+	}
+	if p.Node != nil {
+		errs = append(errs, p.Node.Close())
+	}
+	if p.topics != nil {
+		errs = append(errs, p.topics.Close())
+	}
+	if p.Names != nil {
+		errs = append(errs, p.Names.Close())
+	}
+	errs = append(errs, p.Host.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,158 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// replyTo is where what a dispatch causes goes back: the origin it came
+// from, and the label that origin's engine gave the transaction (its "via"
+// header). The label is empty for the application, for classic links and
+// for dispatches that want no answer.
+type replyTo struct {
+	o   Origin
+	via string
+}
+
+// ledger is one transaction as this engine serves it for one emitter: who
+// gets its answers back (with which transaction id and label), and the
+// tally that says when it is complete. Every engine that passes a
+// transaction on, or hands a copy to a remote subscriber, keeps one; so
+// does an engine whose emitter cannot time out answers itself (a classic
+// one), and then the ledger's timer answers 504 for what is missing.
+type ledger struct {
+	back replyTo
+	txid string
+
+	mu    sync.Mutex
+	t     tally
+	timer *time.Timer // set when this engine owes back the 504s
+	keys  []string    // the routes that lead here, dropped when it is done
+}
+
+// route leads answers that come back to a ledger. Answers are taken only
+// from next, the origin the dispatch (or the subscriber's copy) went to:
+// nobody else can answer in its place.
+type route struct {
+	l       *ledger
+	next    Origin
+	expires time.Time
+}
+
+// routeTable holds the routes by key: a label this engine gave a
+// transaction it passed on (echoed in the answers' "via" header), or the
+// triggering id of a copy handed to a remote subscriber (echoed in the
+// answer's resource). Both are made here and never repeat, so two
+// emitters that chose the same transaction id never meet.
+//
+// Routes are dropped when their transaction completes, and otherwise
+// expire: the table is swept for expired routes once as many routes were
+// added as it holds (at least sweepEvery), so sweeping costs O(1) per
+// route and the table holds only the routes still waiting.
+type routeTable struct {
+	ttl    time.Duration
+	now    func() time.Time
+	prefix string
+	seq    atomic.Uint64
+
+	mu    sync.Mutex
+	m     map[string]*route
+	added int // routes added since the last sweep
+}
+
+const sweepEvery = 1024
+
+func newRouteTable(ttl time.Duration, now func() time.Time) *routeTable {
+	// A random prefix keeps labels of an engine apart from those of the
+	// engine that ran before it under the same id: a late answer for a
+	// transaction the previous run passed on must find no route here.
+	var b [5]byte
+	rand.Read(b[:])
+	return &routeTable{
+		ttl:    ttl,
+		now:    now,
+		prefix: base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]) + ".",
+		m:      map[string]*route{},
+	}
+}
+
+// newKey returns a label or triggering id that this engine never gave
+// before: cheaper than a UUID, and unique all the same.
+func (rt *routeTable) newKey() string {
+	n := rt.seq.Add(1)
+	b := make([]byte, 0, len(rt.prefix)+8)
+	b = append(b, rt.prefix...)
+	return string(strconv.AppendUint(b, n, 36))
+}
+
+// add makes a route from key to l for answers from next.
+func (rt *routeTable) add(key string, l *ledger, next Origin) {
+	now := rt.now()
+	r := &route{l: l, next: next, expires: now.Add(rt.ttl)}
+	l.mu.Lock()
+	l.keys = append(l.keys, key)
+	l.mu.Unlock()
+	rt.mu.Lock()
+	rt.added++
+	if rt.added >= max(sweepEvery, len(rt.m)) {
+		rt.added = 0
+		for k, r := range rt.m {
+			if !now.Before(r.expires) {
+				delete(rt.m, k)
+			}
+		}
+	}
+	rt.m[key] = r
+	rt.mu.Unlock()
+}
+
+// get returns the route for key when from may answer on it.
+func (rt *routeTable) get(key string, from Origin) *route {
+	if key == "" {
+		return nil
+	}
+	rt.mu.Lock()
+	r := rt.m[key]
+	rt.mu.Unlock()
+	if r == nil || r.next != from || !rt.now().Before(r.expires) {
+		return nil
+	}
+	return r
+}
+
+// drop removes the routes that lead to l.
+func (rt *routeTable) drop(l *ledger) {
+	l.mu.Lock()
+	keys := l.keys
+	l.keys = nil
+	l.mu.Unlock()
+	rt.mu.Lock()
+	for _, k := range keys {
+		if r := rt.m[k]; r != nil && r.l == l {
+			delete(rt.m, k)
+		}
+	}
+	rt.mu.Unlock()
+}
+
+// dropOrigin removes every route whose answers would come from o, which
+// has gone: nothing will come back on them.
+func (rt *routeTable) dropOrigin(o Origin) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for k, r := range rt.m {
+		if r.next == o || r.l.back.o == o {
+			delete(rt.m, k)
+		}
+	}
+}
+
+func (rt *routeTable) len() int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return len(rt.m)
+}
