@@ -1,0 +1,223 @@
+package identity
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+)
+
+// Header names this package reads and writes, lowercase as the decoder
+// keeps them in Dispatch.Extra.
+const (
+	// SignatureHeader holds a dispatch's signature (see Sign).
+	SignatureHeader = "signature"
+	// SealedHeader holds a sealed dispatch's ciphertext (see Seal).
+	SealedHeader = "sealed"
+	// HopsHeader counts the gateways a dispatch crossed; gateways rewrite
+	// it, so signatures leave it out and sealing leaves it readable.
+	HopsHeader = "hops"
+	// ViaHeader is a per-hop label gateways rewrite; treated like hops.
+	ViaHeader = "via"
+)
+
+// SignatureAlgorithm is the only value of the "alg" member: Ed25519 as in
+// RFC 8032, the algorithm of the peer's libp2p identity key.
+const SignatureAlgorithm = "ed25519"
+
+// SignatureDomain is prepended to the canonical dispatch before signing.
+// The identity key also signs libp2p handshakes, peer records and
+// sealing key records; a distinct prefix makes a signature over a
+// dispatch useless as any of those, and theirs useless here, the way
+// libp2p signed envelopes prefix a domain string.
+const SignatureDomain = "jstp-peer dispatch signature v1\n"
+
+// MaxSignatureHeader bounds the "signature" header's raw value before it
+// is parsed. A well-formed one is about 180 bytes.
+const MaxSignatureHeader = 1 << 10
+
+// SignatureHeaderValue is the "signature" header:
+//
+//	"signature": {"alg": "ed25519", "author": "<peer id>", "sig": "<base64url>"}
+//
+// author is the signer's peer id in its usual text form (base58btc
+// multihash, "12D3KooW…"; the CID form is accepted on input). Only peer
+// ids that embed their public key (identity multihash) can be verified
+// without a lookup, and of those only Ed25519 ones are accepted. sig is
+// the 64-byte Ed25519 signature in unpadded base64url (RFC 4648 §5).
+// Members other than these three are refused: nothing in this header is
+// covered by the signature, so nothing else in it could be trusted.
+//
+// The signed message is SignatureDomain followed by the RFC 8785
+// canonical form (dispatch.CanonicalJSON) of the dispatch's encoding
+// without the headers that gateways rewrite or that cannot sign
+// themselves: "host", "hops", "via" and "signature". Everything else is
+// covered, including protocol, timestamp, token, body and every unknown
+// header (a "sealed" header too, when a sealed dispatch is signed).
+type SignatureHeaderValue struct {
+	Alg    string `json:"alg"`
+	Author string `json:"author"`
+	Sig    string `json:"sig"`
+}
+
+// Sign signs d with key, an Ed25519 libp2p private key, and sets its
+// "signature" header, replacing any there. Sign before sealing: the
+// signature then travels inside the sealed part (see Seal).
+//
+// It fails when d has no canonical form (a body that is not I-JSON, see
+// dispatch.Dispatch.Canonical).
+func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
+	if key == nil || key.Type() != crypto.Ed25519 {
+		return fmt.Errorf("identity: sign: want an Ed25519 key")
+	}
+	author, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("identity: sign: %w", err)
+	}
+	msg, err := signedMessage(d)
+	if err != nil {
+		return fmt.Errorf("identity: sign: %w", err)
+	}
+	sig, err := key.Sign(msg)
+	if err != nil {
+		return fmt.Errorf("identity: sign: %w", err)
+	}
+	raw, err := json.Marshal(SignatureHeaderValue{
+		Alg:    SignatureAlgorithm,
+		Author: author.String(),
+		Sig:    base64.RawURLEncoding.EncodeToString(sig),
+	})
+	if err != nil {
+		return fmt.Errorf("identity: sign: %w", err)
+	}
+	if d.Extra == nil {
+		d.Extra = make(map[string]json.RawMessage, 1)
+	}
+	d.Extra[SignatureHeader] = raw
+	return nil
+}
+
+// Verify checks d's signature and returns its author. The author's public
+// key comes from the peer id itself, so Verify needs no key store and
+// works after any number of gateways and re-serialisations.
+//
+// Errors: ErrUnsigned when there is no "signature" header,
+// ErrBadSignature for every other failure. Both map to 401. A verified
+// dispatch may still be a replay; see ReplayGuard.
+func Verify(d *dispatch.Dispatch) (peer.ID, error) {
+	author, sig, err := signatureOf(d)
+	if err != nil {
+		return "", err
+	}
+	pub, err := author.ExtractPublicKey()
+	if err != nil || pub.Type() != crypto.Ed25519 {
+		// Hashed peer ids (RSA, ECDSA keys) would need a key lookup;
+		// Verify stays self-contained, and peers here use Ed25519.
+		return "", fmt.Errorf("%w: author %s does not embed an Ed25519 public key", ErrBadSignature, author)
+	}
+	msg, err := signedMessage(d)
+	if err != nil {
+		// %v: the cause's own code (400) must not win over 401.
+		return "", fmt.Errorf("%w: no canonical form: %v", ErrBadSignature, err)
+	}
+	ok, err := pub.Verify(msg, sig)
+	if err != nil || !ok {
+		return "", fmt.Errorf("%w: does not verify for author %s", ErrBadSignature, author)
+	}
+	return author, nil
+}
+
+// signatureOf parses d's signature header.
+func signatureOf(d *dispatch.Dispatch) (peer.ID, []byte, error) {
+	raw, ok := d.Extra[SignatureHeader]
+	if !ok {
+		return "", nil, ErrUnsigned
+	}
+	h, err := ParseSignatureHeader(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	author, err := peer.Decode(h.Author)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: author is not a peer id", ErrBadSignature)
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(h.Sig)
+	if err != nil || len(sig) != 64 {
+		return "", nil, fmt.Errorf("%w: sig is not 64 bytes of unpadded base64url", ErrBadSignature)
+	}
+	return author, sig, nil
+}
+
+// ParseSignatureHeader parses a "signature" header's raw value, bounded
+// by MaxSignatureHeader, without verifying anything. Errors wrap
+// ErrBadSignature.
+func ParseSignatureHeader(raw []byte) (*SignatureHeaderValue, error) {
+	if len(raw) > MaxSignatureHeader {
+		return nil, fmt.Errorf("%w: header is %d bytes, over the limit of %d", ErrBadSignature, len(raw), MaxSignatureHeader)
+	}
+	var h SignatureHeaderValue
+	if err := decodeObject(raw, map[string]any{"alg": &h.Alg, "author": &h.Author, "sig": &h.Sig}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	if h.Alg != SignatureAlgorithm {
+		return nil, fmt.Errorf("%w: algorithm %q, want %q", ErrBadSignature, clip(h.Alg), SignatureAlgorithm)
+	}
+	if h.Author == "" || h.Sig == "" {
+		return nil, fmt.Errorf("%w: header needs author and sig", ErrBadSignature)
+	}
+	return &h, nil
+}
+
+// signedMessage is SignatureDomain followed by the canonical form of d
+// without its routing headers and its signature.
+func signedMessage(d *dispatch.Dispatch) ([]byte, error) {
+	s := *d
+	s.Host = nil
+	s.Extra = withoutHeaders(d.Extra, SignatureHeader, HopsHeader, ViaHeader)
+	canon, err := s.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	msg := make([]byte, 0, len(SignatureDomain)+len(canon))
+	msg = append(msg, SignatureDomain...)
+	return append(msg, canon...), nil
+}
+
+// withoutHeaders returns extra without the named headers, sharing extra
+// when none of them is there.
+func withoutHeaders(extra map[string]json.RawMessage, names ...string) map[string]json.RawMessage {
+	found := false
+	for _, n := range names {
+		if _, ok := extra[n]; ok {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return extra
+	}
+	out := make(map[string]json.RawMessage, len(extra))
+outer:
+	for k, v := range extra {
+		for _, n := range names {
+			if k == n {
+				continue outer
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// clip shortens untrusted text quoted in an error.
+func clip(s string) string {
+	const max = 32
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
