@@ -113,9 +113,7 @@ func (n *Node) deliverLocal(d *dispatch.Dispatch) {
 	if d.Kind() == dispatch.Answer {
 		_, txid, _, _ = d.AnswerInfo()
 	}
-	n.txmu.Lock()
-	tx := n.txs[txid]
-	n.txmu.Unlock()
+	tx := n.txs.get(txid)
 	if tx == nil {
 		if d.Kind() == dispatch.Answer {
 			n.stats.late.Add(1)

@@ -125,9 +125,7 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 // is told nothing; the ledger answers 504 for it.
 func (n *Node) announce(ctx context.Context, rt replyTo, txid string, trigs []string, send bool) {
 	if rt.o == Origin(n.local) {
-		n.txmu.Lock()
-		tx := n.txs[txid]
-		n.txmu.Unlock()
+		tx := n.txs.get(txid)
 		if tx != nil {
 			tx.expect(trigs)
 		}

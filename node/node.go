@@ -69,8 +69,7 @@ type Node struct {
 	nextSub atomic.Uint64
 	links   sync.Map // mesh.Link → *linkOrigin, for the links dispatches are passed on to
 
-	txmu sync.Mutex
-	txs  map[string]*transaction // this engine's Requests, by transaction id
+	txs *txTable // this engine's Requests
 
 	omu     sync.Mutex
 	origins map[Origin]struct{} // origins watched for departure
@@ -124,9 +123,9 @@ func New(opts ...Option) (*Node, error) {
 		started: cfg.now(),
 		ctx:     ctx,
 		cancel:  cancel,
-		txs:     map[string]*transaction{},
 		origins: map[Origin]struct{}{},
 	}
+	n.txs = newTxTable(&n.wg, ctx.Done(), &n.stats)
 	n.local = localOrigin{n}
 	if n.gossip != nil {
 		n.gossip.n = n
@@ -146,7 +145,7 @@ func (n *Node) ID() string { return n.cfg.id }
 func (n *Node) Close() error {
 	n.once.Do(func() {
 		n.cancel()
-		n.closeAllTransactions()
+		n.txs.closeAll()
 		n.wg.Wait()
 	})
 	return nil
@@ -312,7 +311,7 @@ func (n *Node) Request(ctx context.Context, d *dispatch.Dispatch) (<-chan *dispa
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	tx, err := n.startTransaction(ctx, txid, deadline)
+	tx, err := n.txs.start(ctx, txid, deadline)
 	if err != nil {
 		return nil, err
 	}

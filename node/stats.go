@@ -38,9 +38,7 @@ type Stats struct {
 // Stats returns the engine's counts.
 func (n *Node) Stats() Stats {
 	s := &n.stats
-	n.txmu.Lock()
-	txs := len(n.txs)
-	n.txmu.Unlock()
+	txs := n.txs.len()
 	return Stats{
 		Received:     s.received.Load(),
 		Forwarded:    s.forwarded.Load(),

@@ -20,7 +20,7 @@ const answerBuffer = 16
 // runs on timers and the goroutines that deliver answers; a goroutine of
 // its own starts only when the caller reads more slowly than answers come.
 type transaction struct {
-	n   *Node
+	tab *txTable
 	id  string
 	out chan *dispatch.Dispatch
 
@@ -34,16 +34,43 @@ type transaction struct {
 	stopCtx func() bool
 }
 
-// start registers the transaction and arms its deadline and ctx.
-func (n *Node) startTransaction(ctx context.Context, txid string, deadline time.Time) (*transaction, error) {
-	tx := &transaction{n: n, id: txid, out: make(chan *dispatch.Dispatch, answerBuffer), gone: make(chan struct{})}
-	n.txmu.Lock()
-	if _, dup := n.txs[txid]; dup {
-		n.txmu.Unlock()
+// txTable holds the transactions of an emitter (a Node's Requests, a
+// Client's), by transaction id.
+type txTable struct {
+	wg    *sync.WaitGroup // the owner's: pumps are waited for on Close
+	done  <-chan struct{} // closed when the owner closes
+	stats *counters
+
+	mu sync.Mutex
+	m  map[string]*transaction
+}
+
+func newTxTable(wg *sync.WaitGroup, done <-chan struct{}, stats *counters) *txTable {
+	return &txTable{wg: wg, done: done, stats: stats, m: map[string]*transaction{}}
+}
+
+func (tt *txTable) get(txid string) *transaction {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.m[txid]
+}
+
+func (tt *txTable) len() int {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return len(tt.m)
+}
+
+// start registers a transaction and arms its deadline and ctx.
+func (tt *txTable) start(ctx context.Context, txid string, deadline time.Time) (*transaction, error) {
+	tx := &transaction{tab: tt, id: txid, out: make(chan *dispatch.Dispatch, answerBuffer), gone: make(chan struct{})}
+	tt.mu.Lock()
+	if _, dup := tt.m[txid]; dup {
+		tt.mu.Unlock()
 		return nil, dispatch.Errorf(dispatch.ErrBadDispatch, "transaction %q is already pending", txid)
 	}
-	n.txs[txid] = tx
-	n.txmu.Unlock()
+	tt.m[txid] = tx
+	tt.mu.Unlock()
 	tx.mu.Lock()
 	tx.timer = time.AfterFunc(time.Until(deadline), tx.expire)
 	tx.stopCtx = context.AfterFunc(ctx, func() {
@@ -63,7 +90,7 @@ func (tx *transaction) add(a *dispatch.Dispatch) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if tx.ended {
-		tx.n.stats.late.Add(1)
+		tx.tab.stats.late.Add(1)
 		return
 	}
 	if code >= 100 && code < 200 {
@@ -71,7 +98,7 @@ func (tx *transaction) add(a *dispatch.Dispatch) {
 	} else if tx.t.final(trig) {
 		tx.pushLocked(a)
 	} else {
-		tx.n.stats.duplicate.Add(1)
+		tx.tab.stats.duplicate.Add(1)
 	}
 	if tx.t.done {
 		tx.endLocked()
@@ -107,7 +134,7 @@ func (tx *transaction) expire() {
 		for _, trig := range missing {
 			tx.pushLocked(dispatch.NewAnswer(504, tx.id, trig, body))
 		}
-		tx.n.stats.timedOut.Add(uint64(max(1, len(missing))))
+		tx.tab.stats.timedOut.Add(uint64(max(1, len(missing))))
 	}
 	tx.endLocked()
 	// The caller's ctx may have ended at the deadline too: the last
@@ -137,7 +164,7 @@ func (tx *transaction) pushLocked(a *dispatch.Dispatch) {
 	tx.pending = append(tx.pending, a)
 	if !tx.pumping {
 		tx.pumping = true
-		tx.n.wg.Add(1)
+		tx.tab.wg.Add(1)
 		go tx.pump()
 	}
 }
@@ -151,11 +178,11 @@ func (tx *transaction) endLocked() {
 	tx.ended = true
 	tx.timer.Stop()
 	tx.stopCtx()
-	tx.n.txmu.Lock()
-	if tx.n.txs[tx.id] == tx {
-		delete(tx.n.txs, tx.id)
+	tx.tab.mu.Lock()
+	if tx.tab.m[tx.id] == tx {
+		delete(tx.tab.m, tx.id)
 	}
-	tx.n.txmu.Unlock()
+	tx.tab.mu.Unlock()
 	if !tx.pumping {
 		close(tx.out)
 	}
@@ -163,7 +190,7 @@ func (tx *transaction) endLocked() {
 
 // pump hands pending answers over as the caller reads them.
 func (tx *transaction) pump() {
-	defer tx.n.wg.Done()
+	defer tx.tab.wg.Done()
 	for {
 		tx.mu.Lock()
 		batch := tx.pending
@@ -181,20 +208,20 @@ func (tx *transaction) pump() {
 			select {
 			case tx.out <- a:
 			case <-tx.gone:
-			case <-tx.n.ctx.Done():
+			case <-tx.tab.done:
 			}
 		}
 	}
 }
 
-// closeAll ends every pending transaction (the engine is closing).
-func (n *Node) closeAllTransactions() {
-	n.txmu.Lock()
-	txs := make([]*transaction, 0, len(n.txs))
-	for _, tx := range n.txs {
+// closeAll ends every pending transaction (the owner is closing).
+func (tt *txTable) closeAll() {
+	tt.mu.Lock()
+	txs := make([]*transaction, 0, len(tt.m))
+	for _, tx := range tt.m {
 		txs = append(txs, tx)
 	}
-	n.txmu.Unlock()
+	tt.mu.Unlock()
 	for _, tx := range txs {
 		tx.abandon()
 	}

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/node"
 )
 
 const bindExamples = `  jstp-peer bind 'POST jstp:///news/*'               POSTs to /news/<anything> on the local peer
@@ -77,14 +76,14 @@ Every flag can also be set with JSTP_PEER_<FLAG>.`,
 	}
 
 	via := viaAddr(s)
-	g, err := dialGateway(ctx, via)
+	c, err := dial(ctx, via, stderr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(stderr, "bind", exitInterrupted, "%v", ctx.Err())
 		}
 		return fail(stderr, "bind", exitFail, "%s", noPeerMessage(via, err, false))
 	}
-	defer g.Close()
+	defer c.Close()
 	if len(hosts) == 0 {
 		where += " (" + via + ")"
 	}
@@ -92,64 +91,47 @@ Every flag can also be set with JSTP_PEER_<FLAG>.`,
 	out := &printer{w: stdout, format: format.v}
 	// deliver prints a dispatch that arrived and answers it when its
 	// sender waits for an answer (token [transaction id, triggering id]).
-	deliver := func(r received) {
-		if r.err != nil {
-			fmt.Fprintf(stderr, "jstp-peer bind: ignored a line from the peer: %v\n", r.err)
+	deliver := func(d *dispatch.Dispatch) {
+		out.print(d)
+		if *noAnswer || d.Kind() != dispatch.Regular || len(d.Token) < 2 {
 			return
 		}
-		out.print(r.d)
-		if *noAnswer || r.d.Kind() != dispatch.Regular || len(r.d.Token) < 2 {
-			return
-		}
-		txid := r.d.TransactionID()
-		trig, _ := r.d.Token[1].(string)
+		txid := d.TransactionID()
+		trig, _ := d.Token[1].(string)
 		if txid == "" || trig == "" {
 			return
 		}
-		if err := g.Send(dispatch.NewAnswer(200, txid, trig, nil)); err != nil {
+		if err := c.Send(dispatch.NewAnswer(200, txid, trig, nil)); err != nil {
 			fmt.Fprintf(stderr, "jstp-peer bind: could not answer: %v\n", err)
 		}
 	}
 
 	bind := dispatch.NewSubscription(dispatch.BIND, ep)
 	bind.Host = hosts
-	bind.Token = []any{uuid.NewString()}
-	if err := g.Send(bind); err != nil {
-		return fail(stderr, "bind", exitFail, "%v", err)
-	}
-	var answer string
-	var answerCode int
-	res, err := waitAnswers(ctx, g, answerWait{
-		// The BIND is answered once, for the whole transaction; no
-		// settling needed, so the settle period is the timeout.
-		txid: bind.TransactionID(), timeout: *timeout, settle: *timeout,
-		onAnswer: func(a *dispatch.Dispatch, code int) { answer, answerCode = answerText(a, code), code },
-		onOther:  deliver,
-	})
+	res, err := request(ctx, c, bind, *timeout, nil, deliver)
 	switch {
-	case err != nil:
+	case err != nil && ctx.Err() != nil:
 		return fail(stderr, "bind", exitInterrupted, "interrupted while binding")
+	case err != nil:
+		return fail(stderr, "bind", exitFail, "%v", err)
 	case len(res.codes) == 0 && res.closed:
-		return fail(stderr, "bind", exitFail, "%s before answering the BIND", closedReason(g))
+		return fail(stderr, "bind", exitFail, "%s before answering the BIND", c.Closed())
 	case len(res.codes) == 0:
 		return fail(stderr, "bind", exitFail, "no answer to the BIND within %v", *timeout)
-	case answerCode < 200 || answerCode > 299:
-		return fail(stderr, "bind", exitFail, "BIND %s at %s failed: %s", ep, where, answer)
+	case !res.ok():
+		return fail(stderr, "bind", exitFail, "BIND %s at %s failed: %s", ep, where, answerText(res.first, res.codes[0]))
 	}
 	fmt.Fprintf(stderr, "bound: %s at %s\n", ep, where)
 
 	for {
 		select {
-		case r, open := <-g.In():
+		case d, open := <-c.Events():
 			if !open {
-				return fail(stderr, "bind", exitFail, "%s", closedReason(g))
+				return fail(stderr, "bind", exitFail, "%s", c.Closed())
 			}
-			if _, _, mine := classify(r, bind.TransactionID()); mine {
-				continue // a late duplicate of the BIND's answer
-			}
-			deliver(r)
+			deliver(d)
 		case <-ctx.Done():
-			return release(g, bind, deliver, stderr)
+			return release(c, bind, deliver, stderr)
 		}
 	}
 }
@@ -158,31 +140,18 @@ Every flag can also be set with JSTP_PEER_<FLAG>.`,
 // still delivering what arrives meanwhile. Ctrl-C is a normal end, so the
 // status is 0 even when the RELEASE fails: closing the connection
 // releases the binding anyway.
-func release(g *gatewayConn, bind *dispatch.Dispatch, deliver func(received), stderr io.Writer) int {
+func release(c *node.Client, bind *dispatch.Dispatch, deliver func(*dispatch.Dispatch), stderr io.Writer) int {
 	rel := dispatch.NewSubscription(dispatch.RELEASE, *bind.Endpoint)
 	rel.Host = bind.Host
-	rel.Token = []any{uuid.NewString()}
-	if err := g.Send(rel); err != nil {
-		fmt.Fprintf(stderr, "jstp-peer bind: RELEASE not sent (%v); the binding ends with the connection\n", err)
-		return exitOK
-	}
-	var text string
-	var code int
 	// A fresh context: the command's own is what Ctrl-C cancelled.
-	res, _ := waitAnswers(context.Background(), g, answerWait{
-		txid: rel.TransactionID(), timeout: releaseTimeout, settle: releaseTimeout,
-		onAnswer: func(a *dispatch.Dispatch, c int) { text, code = answerText(a, c), c },
-		onOther: func(r received) {
-			if _, _, old := classify(r, bind.TransactionID()); !old {
-				deliver(r)
-			}
-		},
-	})
+	res, err := request(context.Background(), c, rel, releaseTimeout, nil, deliver)
 	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "jstp-peer bind: RELEASE not sent (%v); the binding ends with the connection\n", err)
 	case len(res.codes) == 0:
 		fmt.Fprintf(stderr, "jstp-peer bind: no answer to the RELEASE; the binding ends with the connection\n")
-	case code < 200 || code > 299:
-		fmt.Fprintf(stderr, "jstp-peer bind: RELEASE failed: %s\n", text)
+	case !res.ok():
+		fmt.Fprintf(stderr, "jstp-peer bind: RELEASE failed: %s\n", answerText(res.first, res.codes[0]))
 	default:
 		fmt.Fprintf(stderr, "released: %s\n", bind.Endpoint)
 	}

@@ -8,8 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/jstp-peer/jstp-peer/dispatch"
 )
 
@@ -54,35 +52,25 @@ Exit status: 0 listed (even none); 1 no peer at --via or no usable answer;
 		return usageError(fs, stderr, "--timeout must be positive")
 	}
 	via := viaAddr(s)
-	g, err := dialGateway(ctx, via)
+	c, err := dial(ctx, via, stderr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(stderr, "peers", exitInterrupted, "%v", ctx.Err())
 		}
 		return fail(stderr, "peers", exitFail, "%s", noPeerMessage(via, err, false))
 	}
-	defer g.Close()
-	req := dispatch.New(dispatch.GET, "peers")
-	req.Token = []any{uuid.NewString()}
-	if err := g.Send(req); err != nil {
-		return fail(stderr, "peers", exitFail, "%v", err)
+	defer c.Close()
+	res, err := request(ctx, c, dispatch.New(dispatch.GET, "peers"), *timeout, nil, nil)
+	first := res.first
+	firstCode := 0
+	if len(res.codes) > 0 {
+		firstCode = res.codes[0]
 	}
-	var first *dispatch.Dispatch
-	var firstCode int
-	res, err := waitAnswers(ctx, g, answerWait{
-		// One answer is all this needs: the peer's built-in resource.
-		txid: req.TransactionID(), timeout: *timeout, settle: time.Millisecond,
-		onAnswer: func(a *dispatch.Dispatch, c int) {
-			if first == nil {
-				first, firstCode = a, c
-			}
-		},
-	})
 	switch {
 	case err != nil:
 		return fail(stderr, "peers", exitInterrupted, "interrupted")
 	case first == nil && res.closed:
-		return fail(stderr, "peers", exitFail, "%s before answering", closedReason(g))
+		return fail(stderr, "peers", exitFail, "%s before answering", c.Closed())
 	case first == nil:
 		return fail(stderr, "peers", exitFail, "no answer from %s within %v", via, *timeout)
 	case firstCode == 404:

@@ -47,9 +47,8 @@ bootstrap peers, sends, collects the answers and stops.
 
 Answers print as they arrive (--format json: one dispatch per line; http:
 the HTTP-like notation, a blank line between answers). The command stops
-after an answer for the whole transaction (404, 202, ...), or when no
-further answer came for --settle after the last one, or at --timeout: a
-gateway does not say how many subscribers will answer (docs/cli.md).
+when every answer is in: the peer says how many subscribers will answer
+(docs/cli.md), and answers 504 for those that do not within --timeout.
 
 Exit status: 0 at least one answer arrived and all were 2xx; 1 a non-2xx
 answer, no answer, or no peer to send through; 2 a usage error or an
@@ -61,7 +60,6 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 	var body optString
 	fs.Var(&body, "body", "the dispatch's body: `JSON`, or text sent as a JSON string; @FILE reads a file")
 	timeout := fs.Duration("timeout", defaultTimeout, "how long to wait for answers")
-	settle := fs.Duration("settle", defaultSettle, "stop when no further answer arrived for this long after the last one")
 	format := newFormatFlag()
 	fs.Var(format, "format", "output: `json` (one dispatch per line) or http (HTTP-like notation)")
 	pos, code, ok := parseArgs(fs, s, args, stdout, stderr)
@@ -71,8 +69,8 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 	if len(pos) != 1 {
 		return usageError(fs, stderr, "want one DISPATCH, got %d arguments", len(pos))
 	}
-	if *timeout <= 0 || *settle <= 0 {
-		return usageError(fs, stderr, "--timeout and --settle must be positive")
+	if *timeout <= 0 {
+		return usageError(fs, stderr, "--timeout must be positive")
 	}
 	d, err := readDispatchArg(ctx, pos[0], stdin)
 	if err != nil {
@@ -112,7 +110,7 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 
 	out := &printer{w: stdout, format: format.v}
 	via := viaAddr(s)
-	g, err := dialGateway(ctx, via)
+	c, err := dial(ctx, via, stderr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(stderr, "send", exitInterrupted, "%v", ctx.Err())
@@ -122,21 +120,13 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 		}
 		return fail(stderr, "send", exitFail, "%s", noPeerMessage(via, err, true))
 	}
-	defer g.Close()
-	if err := g.Send(d); err != nil {
-		return fail(stderr, "send", exitFail, "%v", err)
-	}
-	res, err := waitAnswers(ctx, g, answerWait{
-		txid: d.TransactionID(), timeout: *timeout, settle: *settle,
-		onAnswer: func(a *dispatch.Dispatch, _ int) { out.print(a) },
-		onOther: func(r received) {
-			if r.err != nil {
-				fmt.Fprintf(stderr, "jstp-peer send: ignored a line from the peer: %v\n", r.err)
-			}
-		},
-	})
+	defer c.Close()
+	res, err := request(ctx, c, d, *timeout, func(a *dispatch.Dispatch, _ int) { out.print(a) }, nil)
 	if err != nil {
-		return fail(stderr, "send", exitInterrupted, "interrupted while waiting for answers")
+		if errors.Is(err, context.Canceled) {
+			return fail(stderr, "send", exitInterrupted, "interrupted while waiting for answers")
+		}
+		return fail(stderr, "send", exitUsage, "invalid dispatch (%d): %v", dispatch.Code(err), err)
 	}
 	return sendStatus(res, via, *timeout, stderr)
 }

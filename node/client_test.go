@@ -1,0 +1,85 @@
+package node
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
+)
+
+// The Client knows when a transaction is complete: its stream ends after
+// exactly the answers the peer said would come, whether one handler, many,
+// a peer across the mesh or nothing answers.
+func TestClientCountsAnswers(t *testing.T) {
+	a, b := gatewayPair(t)
+	for _, p := range []*Peer{a, b} {
+		for range 3 {
+			if _, err := p.Node.Handle(ep("GET", "many"), func(context.Context, *Incoming) (any, error) { return "one of many", nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c, err := Dial(t.Context(), a.Gateways[0].Addr().String(), ClientConfig{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for _, tc := range []struct {
+		name  string
+		d     *dispatch.Dispatch
+		host  []dispatch.Host
+		codes map[int]int
+	}{
+		{"one local handler", dispatch.New("GET", "peer"), nil, map[int]int{200: 1}},
+		{"three local handlers", dispatch.New("GET", "many"), nil, map[int]int{200: 3}},
+		{"three handlers across the mesh", dispatch.New("GET", "many"), []dispatch.Host{hostOf(b)}, map[int]int{200: 3}},
+		{"nothing bound", dispatch.New("GET", "nothing"), []dispatch.Host{hostOf(b)}, map[int]int{404: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.d.Host = tc.host
+			as := collectAll(t, must(c.Request(t.Context(), tc.d)))
+			got := map[int]int{}
+			for _, a := range as {
+				got[answerCode(t, a)]++
+			}
+			if len(got) != len(tc.codes) {
+				t.Fatalf("codes %v, want %v", got, tc.codes)
+			}
+			for code, n := range tc.codes {
+				if got[code] != n {
+					t.Fatalf("codes %v, want %v", got, tc.codes)
+				}
+			}
+		})
+	}
+}
+
+// A Client's binding: the BIND is answered, events arrive on Events, and
+// answering one reaches the emitter.
+func TestClientBindAndAnswer(t *testing.T) {
+	a, _ := gatewayPair(t)
+	c, err := Dial(t.Context(), a.Gateways[0].Addr().String(), ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	as := collectAll(t, must(c.Request(t.Context(), dispatch.NewSubscription("BIND", ep("POST", "orders", "*")))))
+	if len(as) != 1 || answerCode(t, as[0]) != 200 {
+		t.Fatalf("BIND answered %v", as)
+	}
+	answers := must(a.Node.Request(t.Context(), dispatch.New("POST", "orders", "7")))
+	ev := <-c.Events()
+	if ev.Method != "POST" || len(ev.Token) != 2 {
+		t.Fatalf("event %s", ev)
+	}
+	if err := c.Send(dispatch.NewAnswer(201, ev.Token[0].(string), ev.Token[1].(string), nil)); err != nil {
+		t.Fatal(err)
+	}
+	got := collectAll(t, answers)
+	if len(got) != 1 || answerCode(t, got[0]) != 201 {
+		t.Fatalf("the emitter got %v", got)
+	}
+}
+
+var _ mesh.Link = (*memLink)(nil)
