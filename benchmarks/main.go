@@ -1,0 +1,91 @@
+// Command benchmarks measures a jstp-peer mesh across processes on
+// loopback and compares it with baselines measured in the same run: a raw
+// libp2p stream echo between hosts with the same transport, security and
+// muxer, a raw TCP echo, and NATS request-reply.
+//
+// Run it from this directory with no arguments:
+//
+//	go run .
+//
+// Every side runs in its own process: the program starts itself again
+// with -role for each peer, echo host, NATS server and responder, and
+// drives them over their stdin and stdout. See docs/performance.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// options are the parent's flags.
+type options struct {
+	n      int
+	rounds int
+	depth  int
+	burst  int
+	only   string
+	json   bool
+	prof   string
+}
+
+// groups are the benchmarks -only accepts, in the order they run.
+var groups = []string{"roundtrip", "pipelined", "gateway", "memory"}
+
+func main() {
+	var (
+		o    options
+		role roleFlags
+	)
+	flag.IntVar(&o.n, "n", 2000, "requests per round of round trips (pipelined rounds send 10×n)")
+	flag.IntVar(&o.rounds, "rounds", 5, "measured rounds per benchmark (the median is reported)")
+	flag.IntVar(&o.depth, "depth", 64, "requests in flight in the pipelined benchmarks")
+	flag.IntVar(&o.burst, "burst", 10000, "requests issued at once in the memory benchmark")
+	flag.StringVar(&o.only, "only", "", "run one benchmark: "+strings.Join(groups, ", "))
+	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
+	flag.StringVar(&o.prof, "cpuprofile", "", "write CPU profiles of every child process to this directory (ROLE.pprof)")
+	role.register(flag.CommandLine)
+	flag.Parse()
+
+	// A child is killed with its process group; Ctrl-C in the parent
+	// cancels ctx, which stops every child it started.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if role.name != "" {
+		if err := runRole(ctx, role); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", role.name, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchmarks:", err)
+		os.Exit(2)
+	}
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "benchmarks:", err)
+		os.Exit(1)
+	}
+}
+
+func (o options) check() error {
+	if o.n < o.depth || o.depth < 1 {
+		return fmt.Errorf("-n (%d) must be at least -depth (%d), and -depth at least 1", o.n, o.depth)
+	}
+	if o.rounds < 1 || o.burst < 1 {
+		return fmt.Errorf("-rounds and -burst must be positive")
+	}
+	if o.only != "" && !slices.Contains(groups, o.only) {
+		return fmt.Errorf("-only %q: want one of %s", o.only, strings.Join(groups, ", "))
+	}
+	return nil
+}
+
+// selected reports whether group g runs.
+func (o options) selected(g string) bool { return o.only == "" || o.only == g }

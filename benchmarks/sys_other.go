@@ -1,0 +1,24 @@
+//go:build !linux
+
+package main
+
+import "os/exec"
+
+// Elsewhere a child is killed alone; the benchmarks are meant for Linux,
+// where its process group goes with it.
+func setProcessGroup(cmd *exec.Cmd) {}
+
+func killGroup(cmd *exec.Cmd) error {
+	if cmd.Process == nil {
+		return nil
+	}
+	return cmd.Process.Kill()
+}
+
+type memStat struct {
+	RSS, HWM uint64
+}
+
+func readMem(int) (memStat, error) { return memStat{}, errNoProc }
+
+func writeCalls([]int) uint64 { return 0 }
