@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -169,6 +170,15 @@ type Config struct {
 	// Logger receives the mesh's logs, tagged component=mesh. Default:
 	// slog.Default().
 	Logger *slog.Logger
+
+	// Options are extra libp2p options, applied after the peer's own: a
+	// simulated network's transport, a resource manager of one's own, a
+	// listen address of another kind. Later options win where libp2p
+	// allows only one (resource manager, connection manager).
+	Options []libp2p.Option
+	// NoDefaultTransports leaves out TCP, QUIC and WebSocket, for Options
+	// that bring their own transport.
+	NoDefaultTransports bool
 }
 
 func parseAddrs(ss []string) ([]multiaddr.Multiaddr, error) {

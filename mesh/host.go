@@ -188,9 +188,6 @@ func (h *Host) libp2pOptions(cfg Config, listen []string, announce []multiaddr.M
 		libp2p.Identity(cfg.Key),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.UserAgent(UserAgent),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.Transport(ws.New),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.Routing(func(lh host.Host) (routing.PeerRouting, error) {
@@ -203,6 +200,13 @@ func (h *Host) libp2pOptions(cfg Config, listen []string, announce []multiaddr.M
 			h.dht = d
 			return d, nil
 		}),
+	}
+	if !cfg.NoDefaultTransports {
+		opts = append(opts,
+			libp2p.Transport(tcp.NewTCPTransport),
+			libp2p.Transport(quic.NewTransport),
+			libp2p.Transport(ws.New),
+		)
 	}
 	if len(announce) > 0 {
 		opts = append(opts, libp2p.AddrsFactory(func([]multiaddr.Multiaddr) []multiaddr.Multiaddr {
@@ -226,7 +230,7 @@ func (h *Host) libp2pOptions(cfg Config, listen []string, announce []multiaddr.M
 			libp2p.EnableAutoRelayWithPeerSource(h.relayCandidates),
 		)
 	}
-	return opts, nil
+	return append(opts, cfg.Options...), nil
 }
 
 // ID returns the peer id.

@@ -372,3 +372,64 @@ func TestAutoDHTModeResolvesNamesOnALAN(t *testing.T) {
 		return err == nil && len(ps) == 1 && ps[0].ID == b.Host.ID()
 	})
 }
+
+// TestStartUnderIncomingTraffic starts a peer while another floods it
+// with requests from the moment it can be reached: every part is wired
+// before the first dispatch is let in (the race detector checks the
+// rest), and every request gets exactly one outcome.
+func TestStartUnderIncomingTraffic(t *testing.T) {
+	a := newTestPeer(t, nil)
+	key := testKey(t)
+	bID, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	flood := make(chan map[int]int, 1)
+	go func() {
+		codes := map[int]int{}
+		defer func() { flood <- codes }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req := dispatch.New("GET", "echo", "early")
+			req.Host = []dispatch.Host{{Name: bID.String()}}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ch, err := a.Node.Request(ctx, req)
+			if err != nil {
+				cancel()
+				t.Error(err)
+				return
+			}
+			n := 0
+			for ans := range ch {
+				c, _, _, _ := ans.AnswerInfo()
+				codes[c]++
+				n++
+			}
+			cancel()
+			if n != 1 {
+				t.Errorf("a request got %d outcomes", n)
+				return
+			}
+		}
+	}()
+	b := newTestPeer(t, a, func(c *PeerConfig) { c.Mesh.Key = key })
+	// Once b is up the flood reaches it.
+	poll.Until(t, 30*time.Second, "a request answered by the new peer", func() bool {
+		req := dispatch.New("GET", "echo", "late")
+		req.Host = []dispatch.Host{hostOf(b)}
+		as := request(t, a, req)
+		return len(as) == 1 && codeOf(t, as[0]) == 200
+	})
+	close(stop)
+	codes := <-flood
+	for c := range codes {
+		if c != 200 && c != 404 && c != 502 {
+			t.Fatalf("outcomes %v: only 200, or 404/502 before the peer could be reached", codes)
+		}
+	}
+}

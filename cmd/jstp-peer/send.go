@@ -237,8 +237,7 @@ func readFileLimited(path string, limit int) ([]byte, error) {
 
 // sendThroughOwnPeer is send without a local peer: a short-lived peer in
 // this process joins the mesh through the bootstrap peers, sends d with
-// the engine's own request (which knows how many answers to expect, so no
-// settle period is needed) and stops.
+// the engine's own request and stops.
 func sendThroughOwnPeer(ctx context.Context, d *dispatch.Dispatch, boot []string, timeout time.Duration, out *printer, stderr io.Writer) int {
 	dir, err := os.MkdirTemp("", "jstp-peer-send-")
 	if err != nil {
