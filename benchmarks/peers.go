@@ -58,9 +58,11 @@ func runPeerB(ctx context.Context) error {
 		return err
 	}
 	defer p.Close()
+	// The handler answers from memory, so it runs on the goroutine that
+	// read the request (node.Inline), as such handlers should.
 	_, err = p.Node.Handle(benchEndpoint, func(ctx context.Context, in *node.Incoming) (any, error) {
 		return in.Params["n"], nil
-	})
+	}, node.Inline())
 	if err != nil {
 		return err
 	}

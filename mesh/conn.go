@@ -65,6 +65,13 @@ func (c *Conn) Send(ctx context.Context, d *dispatch.Dispatch) error {
 	return c.q.Enqueue(ctx, d)
 }
 
+// SendNow is Send that writes on the caller's goroutine when the
+// connection is idle.
+func (c *Conn) SendNow(ctx context.Context, d *dispatch.Dispatch) error {
+	c.lastSend.Store(time.Now().UnixNano())
+	return c.q.SendNow(ctx, d)
+}
+
 // Offer queues d unless the queue is full.
 func (c *Conn) Offer(d *dispatch.Dispatch) error {
 	c.lastSend.Store(time.Now().UnixNano())

@@ -401,6 +401,15 @@ func runQueue(ctx context.Context, q *FrameQueue) func() error {
 // once, intact.
 func concurrentWriters(t *testing.T, q *FrameQueue, r io.Reader, writers, perWriter int) {
 	t.Helper()
+	concurrentWritersWith(t, q, r, writers, perWriter, func(w int, ctx context.Context, d *dispatch.Dispatch) error {
+		return q.Enqueue(ctx, d)
+	})
+}
+
+// concurrentWritersWith has each writer queue its frames with put, and
+// checks that every frame arrives once, in each writer's order.
+func concurrentWritersWith(t *testing.T, q *FrameQueue, r io.Reader, writers, perWriter int, put func(w int, ctx context.Context, d *dispatch.Dispatch) error) {
+	t.Helper()
 	ctx := t.Context()
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -410,7 +419,7 @@ func concurrentWriters(t *testing.T, q *FrameQueue, r io.Reader, writers, perWri
 			for i := range perWriter {
 				d := dispatch.New("POST", "events", w, i)
 				d.Body = []byte(`{"pad":"` + strings.Repeat("p", (w*perWriter+i)%300) + `"}`)
-				if err := q.Enqueue(ctx, d); err != nil {
+				if err := put(w, ctx, d); err != nil {
 					t.Errorf("writer %d: %v", w, err)
 					return
 				}
@@ -442,6 +451,30 @@ func concurrentWriters(t *testing.T, q *FrameQueue, r io.Reader, writers, perWri
 		next[w]++
 	}
 	wg.Wait()
+}
+
+// SendNow writes on the caller's goroutine when the queue is idle, and
+// shares the stream with Enqueue, Push and Run without losing, repeating
+// or reordering a frame.
+func TestFrameQueueSendNowMixed(t *testing.T) {
+	r, w := io.Pipe()
+	q := NewFrameQueue(w, 64)
+	stop := runQueue(t.Context(), q)
+	defer func() {
+		q.Close()
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	concurrentWritersWith(t, q, r, 6, 300, func(w int, ctx context.Context, d *dispatch.Dispatch) error {
+		switch w % 3 {
+		case 0:
+			return q.SendNow(ctx, d)
+		case 1:
+			return q.Push(d)
+		}
+		return q.Enqueue(ctx, d)
+	})
 }
 
 func TestFrameQueueConcurrentPipe(t *testing.T) {

@@ -150,6 +150,7 @@ type FrameQueue struct {
 	room    chan struct{} // closed when pending is taken; nil if nobody waits
 	err     error         // set by Close or when Run ends; refuses new frames
 	closing bool          // Close was called: Run drains and returns
+	writing bool          // a Write is in progress, Run's or SendNow's
 
 	ready   chan struct{} // capacity 1: pending is non-empty, or Close
 	running atomic.Bool
@@ -353,12 +354,20 @@ func (q *FrameQueue) Run(ctx context.Context) (err error) {
 			return ctx.Err()
 		}
 		q.mu.Lock()
-		batch, n := q.pending, q.n
-		q.pending, q.n, q.spare = q.spare[:0], 0, nil
-		if q.room != nil {
-			close(q.room)
-			q.room = nil
+		if q.writing {
+			// SendNow is writing, and drains what is pending before it
+			// lets go; it wakes Run again if Close came meanwhile.
+			q.mu.Unlock()
+			continue
 		}
+		if q.err != nil && !q.closing {
+			// SendNow's write failed: the stream is broken.
+			err := q.err
+			q.mu.Unlock()
+			return err
+		}
+		batch, n := q.takeLocked()
+		q.writing = true
 		closing := q.closing
 		q.mu.Unlock()
 
@@ -372,10 +381,76 @@ func (q *FrameQueue) Run(ctx context.Context) (err error) {
 		}
 		q.mu.Lock()
 		q.spare = batch[:0]
+		q.writing = false
+		if q.n > 0 {
+			q.signal()
+		}
 		q.mu.Unlock()
 		if closing {
 			return nil
 		}
+	}
+}
+
+// takeLocked takes the pending frames for writing. q.mu must be held.
+func (q *FrameQueue) takeLocked() (batch []byte, n int) {
+	batch, n = q.pending, q.n
+	q.pending, q.n, q.spare = q.spare[:0], 0, nil
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
+	return batch, n
+}
+
+// SendNow is Enqueue that writes d on the caller's goroutine when nothing
+// is being written or waiting: the caller, who would wait for room anyway,
+// saves the hand-over to Run's goroutine, which costs a wake-up per frame
+// when the stream is idle. It also writes what others queue meanwhile.
+// The write may block while the peer does not read, whatever ctx says; so
+// it is for callers that may wait (an application sending), never for a
+// goroutine that others depend on.
+func (q *FrameQueue) SendNow(ctx context.Context, d *dispatch.Dispatch) error {
+	q.mu.Lock()
+	if q.err != nil || q.writing || q.n > 0 || !q.running.Load() {
+		q.mu.Unlock()
+		return q.Enqueue(ctx, d)
+	}
+	q.writing = true
+	q.mu.Unlock()
+	bp := scratch.Get().(*[]byte)
+	b := append(d.AppendJSON((*bp)[:0]), '\n')
+	_, werr := q.w.Write(b)
+	putScratch(bp, b)
+	q.writes.Add(1)
+	if werr == nil {
+		q.frames.Add(1)
+	}
+	for {
+		q.mu.Lock()
+		if werr != nil || q.n == 0 {
+			q.writing = false
+			if werr != nil && q.err == nil {
+				werr = fmt.Errorf("mesh: write frames: %w", werr)
+				q.err = fmt.Errorf("%w: %w", ErrQueueClosed, werr)
+				q.pending, q.n = nil, 0
+			}
+			if werr != nil || q.closing {
+				q.signal() // Run returns, or drains and returns
+			}
+			q.mu.Unlock()
+			return werr
+		}
+		batch, n := q.takeLocked()
+		q.mu.Unlock()
+		_, werr = q.w.Write(batch)
+		q.writes.Add(1)
+		if werr == nil {
+			q.frames.Add(uint64(n))
+		}
+		q.mu.Lock()
+		q.spare = batch[:0]
+		q.mu.Unlock()
 	}
 }
 

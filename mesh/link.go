@@ -55,6 +55,10 @@ type Link interface {
 
 	// Send queues d, waiting for room until ctx ends.
 	Send(ctx context.Context, d *dispatch.Dispatch) error
+	// SendNow is Send that writes on the caller's goroutine when the
+	// link is idle (FrameQueue.SendNow): for callers that may block,
+	// never for a goroutine others depend on.
+	SendNow(ctx context.Context, d *dispatch.Dispatch) error
 	// Offer queues d, or refuses it when the queue is full.
 	Offer(d *dispatch.Dispatch) error
 	// Push queues d whatever the queue holds.

@@ -120,13 +120,26 @@ func (t *Streams) Session(id peer.ID) (*Session, error) {
 	}
 	s := t.sessions[id]
 	if s == nil || s.isClosed() {
-		s = &Session{t: t, id: id, done: make(chan struct{})}
+		s = &Session{t: t, id: id, idText: id.String(), done: make(chan struct{})}
 		// Attach before any frame can arrive, and before anyone else
 		// can see the session.
 		s.frames = t.in.Attach(s)
 		t.sessions[id] = s
 	}
 	return s, nil
+}
+
+// Open returns the session with a peer this host is connected to, if one
+// is open: the common case of a dispatch to a peer, answered without
+// touching the peerstore.
+func (t *Streams) Open(id peer.ID) (*Session, bool) {
+	t.mu.Lock()
+	s := t.sessions[id]
+	t.mu.Unlock()
+	if s == nil || s.isClosed() || t.h.Network().Connectedness(id) != network.Connected {
+		return nil, false
+	}
+	return s, true
 }
 
 // Connect makes sure the host can reach ai, dialling its addresses when
@@ -171,6 +184,7 @@ func (t *Streams) handleStream(st network.Stream) {
 type Session struct {
 	t      *Streams
 	id     peer.ID
+	idText string // id.String(), a base58 encoding: asked for on every dispatch
 	frames FrameFunc
 	done   chan struct{}
 	once   sync.Once
@@ -182,13 +196,13 @@ type Session struct {
 }
 
 // ID is the peer id.
-func (s *Session) ID() string { return s.id.String() }
+func (s *Session) ID() string { return s.idText }
 
 // Kind is PeerLink.
 func (s *Session) Kind() LinkKind { return PeerLink }
 
 // Remote is the peer id.
-func (s *Session) Remote() string { return s.id.String() }
+func (s *Session) Remote() string { return s.idText }
 
 // Peer is the peer id.
 func (s *Session) Peer() peer.ID { return s.id }
@@ -236,6 +250,16 @@ func (s *Session) Send(ctx context.Context, d *dispatch.Dispatch) error {
 		return err
 	}
 	return q.Enqueue(ctx, d)
+}
+
+// SendNow is Send that writes on the caller's goroutine when the stream
+// is idle.
+func (s *Session) SendNow(ctx context.Context, d *dispatch.Dispatch) error {
+	q, err := s.queue(ctx)
+	if err != nil {
+		return err
+	}
+	return q.SendNow(ctx, d)
 }
 
 // Offer queues d unless the queue is full.

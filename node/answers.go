@@ -178,3 +178,31 @@ func (n *Node) abandonLedger(l *ledger) {
 	l.mu.Unlock()
 	n.finishLedger(l)
 }
+
+// failRoutesTo answers the transactions still waiting for answers from an
+// origin that went away: 503 at once for each answer it owed, rather than
+// a 504 at the deadline. A label route owes the whole transaction; a
+// subscriber's copy, its own triggering id.
+func (n *Node) failRoutesTo(o Origin) {
+	waiting := n.routes.dropOrigin(o)
+	body := jsonString(o.ID() + " went away before answering")
+	for key, r := range waiting {
+		l := r.l
+		l.mu.Lock()
+		var trigs []string
+		if _, isTrig := l.t.answered[key]; isTrig {
+			trigs = []string{key}
+		} else {
+			var late bool
+			trigs, late = l.t.missing()
+			if len(trigs) == 0 && late {
+				trigs = []string{""}
+			}
+		}
+		l.mu.Unlock()
+		for _, trig := range trigs {
+			n.stats.linkGone.Add(1)
+			n.settle(n.ctx, l.back, l, trig, dispatch.NewAnswer(503, l.txid, trig, body))
+		}
+	}
+}

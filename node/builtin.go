@@ -57,11 +57,12 @@ func (n *Node) Subscriptions() []SubscriptionInfo {
 }
 
 // Serve registers a built-in resource: a GET handler on a literal
-// resource. Transports use it for their own resources (["peers"]).
+// resource, answered from memory (so it runs Inline). Transports use it
+// for their own resources (["peers"]).
 func (n *Node) Serve(resource []string, f func(ctx context.Context) (any, error)) error {
 	_, err := n.Handle(dispatch.Endpoint{Method: dispatch.GET, Resource: resource}, func(ctx context.Context, _ *Incoming) (any, error) {
 		return f(ctx)
-	})
+	}, Inline())
 	return err
 }
 

@@ -137,14 +137,19 @@ func (n *Node) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, ne
 		}
 		label := n.routes.newKey()
 		n.routes.add(label, l, next)
-		d = withVia(d, label)
+		setVia(d, label)
 	} else {
-		d = withVia(d, "")
+		setVia(d, "")
 	}
 	if d.Kind() == dispatch.Subscription {
 		return n.forwardSubscription(ctx, d, rt, next, l)
 	}
-	if err := n.sendOn(ctx, next, d); err != nil {
+	// The application's goroutine writes its own dispatch when the link is
+	// idle: it would wait anyway. A link's read loop never does: writing
+	// one frame at a time it would lose the coalescing that pipelining
+	// needs, and two peers each blocked writing to the other would never
+	// read again.
+	if err := n.sendOn(ctx, next, d, rt.o == Origin(n.local)); err != nil {
 		n.abandonLedger(l)
 		return err
 	}
@@ -153,10 +158,18 @@ func (n *Node) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, ne
 
 // sendOn passes a dispatch on, waiting for room at most the answer
 // timeout: a link that takes nothing for that long is as good as down.
-func (n *Node) sendOn(ctx context.Context, next *linkOrigin, d *dispatch.Dispatch) error {
+// The application's own dispatches are written on its goroutine when the
+// link is idle (now).
+func (n *Node) sendOn(ctx context.Context, next *linkOrigin, d *dispatch.Dispatch, now bool) error {
+	if now {
+		return next.send(ctx, d, true)
+	}
+	if err := next.offer(d); !errors.Is(err, dispatch.ErrUnavailable) {
+		return err
+	}
 	sctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
 	defer cancel()
-	err := next.send(sctx, d)
+	err := next.send(sctx, d, false)
 	if err != nil && sctx.Err() != nil && ctx.Err() == nil {
 		n.stats.sendTimeouts.Add(1)
 		return dispatch.Errorf(dispatch.ErrUnavailable, "%s took nothing for %v", next.ID(), n.cfg.answerTimeout)
@@ -171,7 +184,8 @@ const HopsHeader = "hops"
 func (n *Node) countHop(d *dispatch.Dispatch) error {
 	hops := 0
 	if raw, ok := d.Extra[HopsHeader]; ok {
-		if err := json.Unmarshal(raw, &hops); err != nil || hops < 0 {
+		var err error
+		if hops, err = strconv.Atoi(string(raw)); err != nil || hops < 0 {
 			return dispatch.Errorf(dispatch.ErrBadDispatch, "header %q must be a non-negative integer", HopsHeader)
 		}
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 )
@@ -111,7 +112,9 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 	}
 	for _, p := range answering {
 		p.dl.l = l
-		n.enqueueOrDrop(ctx, p.sub, p.dl)
+		if !n.runInline(p.sub, p.dl) {
+			n.enqueueOrDrop(ctx, p.sub, p.dl)
+		}
 	}
 	if want && len(trigs) == 0 {
 		body, _ := json.Marshal(map[string]int{"notified": len(sinks)})
@@ -166,6 +169,42 @@ func (n *Node) enqueueOrDrop(ctx context.Context, s *subscription, dl delivery) 
 	a := dispatch.NewAnswer(503, dl.txid, dl.trig, jsonString("subscriber overloaded"))
 	a.Extra = map[string]json.RawMessage{RetryAfterHeader: json.RawMessage(retryAfter)}
 	n.settle(ctx, dl.rt, dl.l, dl.trig, a)
+}
+
+// inlineBelow is how fast, on average, an Inline handler must answer to
+// run on the goroutine that received the dispatch instead of a worker. A
+// handler that turns slow blocks that one link once, and its average then
+// sends it back to the workers.
+const inlineBelow = 50 * time.Microsecond
+
+// runInline runs a fast handler's delivery at once, when the subscription
+// has a free worker slot and nothing queued (so order is kept), and
+// reports whether it did.
+func (n *Node) runInline(s *subscription, dl delivery) bool {
+	if !s.inline || dl.depth > 0 || time.Duration(s.avgNanos.Load()) > inlineBelow {
+		return false
+	}
+	s.mu.Lock()
+	if s.running >= s.max || len(s.queue) > 0 || s.released.Load() {
+		s.mu.Unlock()
+		return false
+	}
+	s.running++
+	s.mu.Unlock()
+	n.run(n.ctx, s, dl)
+	// Anything queued meanwhile found no free slot: it needs a worker.
+	s.mu.Lock()
+	s.running--
+	start := len(s.queue) > 0 && s.running < s.max
+	if start {
+		s.running++
+	}
+	s.mu.Unlock()
+	if start {
+		n.wg.Add(1)
+		go n.work(s)
+	}
+	return true
 }
 
 // enqueue puts a delivery on the subscription's queue and makes sure a
@@ -245,7 +284,9 @@ func (n *Node) run(ctx context.Context, s *subscription, dl delivery) {
 		return
 	}
 	hctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
+	start := time.Now()
 	body, err := s.handler(hctx, dl.in)
+	s.observe(time.Since(start))
 	cancel()
 	if dl.trig == "" {
 		if err != nil {
@@ -308,9 +349,11 @@ func marshalBody(body any) (json.RawMessage, error) {
 // reply sends something back to where a dispatch came from, with the
 // label that origin's engine gave the transaction. A failure is counted
 // and logged: the origin is gone, and there is nobody else to tell.
+//
+// d is the engine's alone: made here, or decoded from a link and passed on.
 func (n *Node) reply(ctx context.Context, rt replyTo, d *dispatch.Dispatch) {
 	if rt.via != "" {
-		d = withVia(d, rt.via)
+		setVia(d, rt.via)
 	}
 	if err := rt.o.Deliver(ctx, d); err != nil {
 		n.stats.undeliverable.Add(1)

@@ -46,6 +46,9 @@ func (p *Peer) toPeer(ctx context.Context, ai peer.AddrInfo) (mesh.Link, error) 
 		// (a multiaddr, a name we provide).
 		return nil, ErrLocalHop
 	}
+	if s, ok := p.streams.Open(ai.ID); ok {
+		return s, nil
+	}
 	if len(ai.Addrs) == 0 && len(p.Host.LibP2P().Peerstore().Addrs(ai.ID)) == 0 {
 		found, err := p.Names.ResolvePeer(ctx, ai.ID)
 		if err != nil {

@@ -128,7 +128,7 @@ func (g *gossip) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, 
 		if !first {
 			return g.answerHere(ctx, d, rt, l)
 		}
-		if err := g.n.sendOn(ctx, next, d); err != nil {
+		if err := g.n.sendOn(ctx, next, d, false); err != nil {
 			g.unbind(key)
 			return err
 		}
@@ -140,7 +140,7 @@ func (g *gossip) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, 
 	if !g.unbind(key) {
 		return g.answerHere(ctx, d, rt, l)
 	}
-	return g.n.sendOn(ctx, next, d)
+	return g.n.sendOn(ctx, next, d, false)
 }
 
 // answerHere answers a BIND or RELEASE that did not need to reach the

@@ -81,14 +81,29 @@ func (o *linkOrigin) Deliver(_ context.Context, d *dispatch.Dispatch) error {
 }
 
 // send queues a dispatch this engine passes on, waiting for room: the
-// sender is slowed down rather than its dispatch dropped.
-func (o *linkOrigin) send(ctx context.Context, d *dispatch.Dispatch) error {
+// sender is slowed down rather than its dispatch dropped. now writes it on
+// the caller's goroutine when the link is idle (the application's own
+// dispatches: its goroutine may wait).
+func (o *linkOrigin) send(ctx context.Context, d *dispatch.Dispatch, now bool) error {
 	if o.kind != mesh.PeerLink {
 		if d = o.classicOut(d); d == nil {
 			return nil
 		}
 	}
+	if now {
+		return o.l.SendNow(ctx, d)
+	}
 	return o.l.Send(ctx, d)
+}
+
+// offer queues a dispatch this engine passes on if there is room.
+func (o *linkOrigin) offer(d *dispatch.Dispatch) error {
+	if o.kind != mesh.PeerLink {
+		if d = o.classicOut(d); d == nil {
+			return nil
+		}
+	}
+	return o.l.Offer(d)
 }
 
 // receive is the link's FrameFunc.
@@ -192,6 +207,24 @@ func takeVia(d *dispatch.Dispatch) string {
 		return "" // labels are plain strings; anything else is not ours
 	}
 	return s[1 : len(s)-1]
+}
+
+// setVia sets (or, with an empty label, removes) the via header of a
+// dispatch the engine owns alone.
+func setVia(d *dispatch.Dispatch, label string) {
+	if label == "" {
+		if _, had := d.Extra[ViaHeader]; had {
+			delete(d.Extra, ViaHeader)
+			if len(d.Extra) == 0 {
+				d.Extra = nil
+			}
+		}
+		return
+	}
+	if d.Extra == nil {
+		d.Extra = make(map[string]json.RawMessage, 1)
+	}
+	d.Extra[ViaHeader] = quote(label)
 }
 
 // withVia returns d with the via header set to label (or removed when

@@ -62,8 +62,11 @@ func (l *memLink) put(ctx context.Context, d *dispatch.Dispatch, wait bool) erro
 }
 
 func (l *memLink) Send(ctx context.Context, d *dispatch.Dispatch) error { return l.put(ctx, d, true) }
-func (l *memLink) Offer(d *dispatch.Dispatch) error                     { return l.put(context.Background(), d, false) }
-func (l *memLink) Push(d *dispatch.Dispatch) error                      { return l.put(context.Background(), d, true) }
+func (l *memLink) SendNow(ctx context.Context, d *dispatch.Dispatch) error {
+	return l.put(ctx, d, true)
+}
+func (l *memLink) Offer(d *dispatch.Dispatch) error { return l.put(context.Background(), d, false) }
+func (l *memLink) Push(d *dispatch.Dispatch) error  { return l.put(context.Background(), d, true) }
 
 // pipeLinks attaches a link on each engine and carries what each sends to
 // the other. The link on a is named after b, and the other way round.

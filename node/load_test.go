@@ -274,3 +274,37 @@ func clAnswerCode(t *testing.T, d *dispatch.Dispatch, frame string) int {
 	}
 	return code
 }
+
+// A peer that goes away with requests in flight: their emitters are
+// answered 503 when the link goes, not 504 at the deadline.
+func TestPeerGoneAnswers503(t *testing.T) {
+	a, b := gatewayPair(t)
+	entered := make(chan struct{}, 4)
+	if _, err := b.Node.Handle(ep("GET", "stuck"), func(ctx context.Context, _ *Incoming) (any, error) {
+		entered <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	req := dispatch.New("GET", "stuck")
+	req.Host = []dispatch.Host{hostOf(b)}
+	answers := must(a.Node.Request(t.Context(), req))
+	c := clDial(t, a.Gateways[0])
+	classic := clGet([]any{"classic"}, "stuck")
+	classic.Host = req.Host
+	c.sendDispatch(classic)
+	for range 2 {
+		select {
+		case <-entered:
+		case <-time.After(clReadTimeout):
+			t.Fatal("the requests never reached the handler")
+		}
+	}
+	b.Close()
+	if as := collectAll(t, answers); len(as) != 1 || answerCode(t, as[0]) != 503 {
+		t.Fatalf("the application got %v, want one 503", as)
+	}
+	d, frame := c.next()
+	clAnswer(t, d, frame, 503, "classic")
+}

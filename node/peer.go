@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
@@ -143,7 +142,7 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 // engine told to reach us at [host, port] must not be sent to ourselves).
 func (p *Peer) isLocal(h dispatch.Host) bool {
 	if !h.IsTuple() {
-		return slices.Contains(p.Names.Provided(), h.Name)
+		return p.Names.Provides(h.Name)
 	}
 	for _, a := range p.gwAddrs {
 		ta, ok := a.(*net.TCPAddr)
@@ -173,7 +172,7 @@ func (p *Peer) serveBuiltins() error {
 	}
 	_, err := p.Node.Handle(dispatch.Endpoint{Method: "*", Resource: []string{"echo", "..."}}, func(ctx context.Context, in *Incoming) (any, error) {
 		return json.RawMessage(in.Dispatch.AppendJSON(nil)), nil
-	})
+	}, Inline())
 	return err
 }
 

@@ -203,7 +203,7 @@ func (n *Node) forwardSubscription(ctx context.Context, d *dispatch.Dispatch, rt
 	if next.kind == mesh.PeerLink && n.gossip != nil {
 		err = n.gossip.forward(ctx, d, rt, next, l)
 	} else {
-		err = n.sendOn(ctx, next, d)
+		err = n.sendOn(ctx, next, d, false)
 	}
 	if err != nil {
 		undo()

@@ -139,16 +139,26 @@ func (rt *routeTable) drop(l *ledger) {
 	rt.mu.Unlock()
 }
 
-// dropOrigin removes every route whose answers would come from o, which
-// has gone: nothing will come back on them.
-func (rt *routeTable) dropOrigin(o Origin) {
+// dropOrigin removes every route whose answers would come from o, or go
+// to o, which has gone, and returns the routes that were waiting for o,
+// by key, so their emitters can be told.
+func (rt *routeTable) dropOrigin(o Origin) map[string]*route {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	var waiting map[string]*route
 	for k, r := range rt.m {
-		if r.next == o || r.l.back.o == o {
+		switch {
+		case r.next == o:
+			if waiting == nil {
+				waiting = map[string]*route{}
+			}
+			waiting[k] = r
+			delete(rt.m, k)
+		case r.l.back.o == o:
 			delete(rt.m, k)
 		}
 	}
+	return waiting
 }
 
 func (rt *routeTable) len() int {

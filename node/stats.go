@@ -17,6 +17,7 @@ type counters struct {
 	timedOut      atomic.Uint64 // 504s this engine answered
 	exceptions    atomic.Uint64 // exceptions received for nothing pending
 	sendTimeouts  atomic.Uint64 // a link took nothing for the answer timeout
+	linkGone      atomic.Uint64 // answers owed by a link that went away (503)
 }
 
 // Stats, in the body of GET ["peer"], says what the engine did since it
@@ -57,6 +58,7 @@ func (n *Node) Stats() Stats {
 			"unrouted":       s.unrouted.Load(),
 			"exceptions":     s.exceptions.Load(),
 			"sendTimeout":    s.sendTimeouts.Load(),
+			"linkGone":       s.linkGone.Load(),
 		},
 	}
 }

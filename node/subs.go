@@ -3,6 +3,7 @@ package node
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 )
@@ -16,6 +17,7 @@ type subscription struct {
 	handler Handler // nil when dispatches are delivered to owner
 	queue   chan delivery
 	max     int
+	inline  bool // a fast handler may run on the receiving goroutine (Inline)
 	mirror  bool // made here for a BIND forwarded elsewhere
 
 	mu       sync.Mutex
@@ -23,6 +25,14 @@ type subscription struct {
 	released atomic.Bool
 	dropped  atomic.Uint64
 	handled  atomic.Uint64
+	avgNanos atomic.Int64 // moving average of the handler's duration
+}
+
+// observe folds one handler duration into the moving average (weight
+// 1/8: a few slow calls are enough to move it).
+func (s *subscription) observe(d time.Duration) {
+	old := s.avgNanos.Load()
+	s.avgNanos.Store(old + (int64(d)-old)/8)
 }
 
 // table indexes subscriptions by method pattern, then by the literal

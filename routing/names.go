@@ -292,6 +292,15 @@ func (n *Names) Unprovide(name string) {
 	n.mu.Unlock()
 }
 
+// Provides reports whether this peer provides name. It is asked for every
+// host element, so it allocates nothing.
+func (n *Names) Provides(name string) bool {
+	n.mu.Lock()
+	_, ok := n.provided[name]
+	n.mu.Unlock()
+	return ok
+}
+
 // Provided returns the names this peer provides, sorted.
 func (n *Names) Provided() []string {
 	n.mu.Lock()

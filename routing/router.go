@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -40,7 +41,16 @@ type Route struct {
 type Router struct {
 	names   *Names
 	chooser Chooser
+
+	// classified caches Classify for host elements that do not change
+	// meaning: peer ids, multiaddrs and classic addresses. Parsing a peer
+	// id is a base58 decode and a multihash check, on every dispatch
+	// otherwise. Bounded: cleared when it reaches maxClassified.
+	mu         sync.Mutex
+	classified map[string]Target
 }
+
+const maxClassified = 4096
 
 // NewRouter returns a Router; names may be nil (names then do not
 // resolve), chooser nil means Random.
@@ -48,14 +58,14 @@ func NewRouter(names *Names, chooser Chooser) *Router {
 	if chooser == nil {
 		chooser = Random{}
 	}
-	return &Router{names: names, chooser: chooser}
+	return &Router{names: names, chooser: chooser, classified: map[string]Target{}}
 }
 
 // Resolve says where h leads. A name no peer provides is an error wrapping
 // dispatch.ErrNotFound; a malformed element one wrapping
 // dispatch.ErrBadDispatch.
 func (r *Router) Resolve(ctx context.Context, h dispatch.Host) (Route, error) {
-	t, err := Classify(h)
+	t, err := r.classify(h)
 	if err != nil {
 		return Route{}, err
 	}
@@ -73,4 +83,27 @@ func (r *Router) Resolve(ctx context.Context, h dispatch.Host) (Route, error) {
 		return Route{}, err
 	}
 	return Route{Target: t, Peers: r.chooser.Order(t.Name, providers)}, nil
+}
+
+func (r *Router) classify(h dispatch.Host) (Target, error) {
+	if h.IsTuple() {
+		return Classify(h)
+	}
+	r.mu.Lock()
+	t, ok := r.classified[h.Name]
+	r.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := Classify(h)
+	if err != nil || t.Kind == Name {
+		return t, err
+	}
+	r.mu.Lock()
+	if len(r.classified) >= maxClassified {
+		clear(r.classified)
+	}
+	r.classified[h.Name] = t
+	r.mu.Unlock()
+	return t, nil
 }
