@@ -63,6 +63,11 @@ func (dec Decoder) decode(data []byte) (*Dispatch, error) {
 	if len(data) > maxSize {
 		return nil, Errorf(ErrTooLarge, "%d bytes exceeds the limit of %d", len(data), maxSize)
 	}
+	// JSON is UTF-8 (RFC 8259 §8.1), and the body is kept as raw bytes:
+	// without this check bytes other parsers reject would be relayed.
+	if !utf8.Valid(data) {
+		return nil, Errorf(ErrBadDispatch, "not valid UTF-8")
+	}
 	maxDepth := dec.MaxDepth
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth

@@ -228,3 +228,23 @@ func TestCodeMapping(t *testing.T) {
 		t.Fatal("CodeError does not map")
 	}
 }
+
+func TestDecodeRefusesInvalidUTF8AndLongHostChains(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+	}{
+		{"invalid UTF-8 in the body", "{\"protocol\":[\"JSTP\",\"0.4\"],\"method\":\"POST\",\"resource\":[\"x\"],\"timestamp\":1,\"body\":\"\xff\xfe\"}"},
+		{"invalid UTF-8 in a resource", "{\"protocol\":[\"JSTP\",\"0.4\"],\"method\":\"GET\",\"resource\":[\"\xc3\x28\"],\"timestamp\":1}"},
+		{"a host chain over the limit", `{"protocol":["JSTP","0.4"],"method":"GET","resource":["x"],"timestamp":1,"host":[` + strings.Repeat(`"a",`, MaxHostChain) + `"a"]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Decode([]byte(tc.in)); Code(err) != 400 {
+				t.Fatalf("err = %v, want 400", err)
+			}
+		})
+	}
+	ok := `{"protocol":["JSTP","0.4"],"method":"GET","resource":["é"],"timestamp":1,"host":[` + strings.Repeat(`"a",`, MaxHostChain-1) + `"a"]}`
+	if _, err := Decode([]byte(ok)); err != nil {
+		t.Fatalf("valid UTF-8 and a chain at the limit: %v", err)
+	}
+}

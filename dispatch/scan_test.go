@@ -168,6 +168,12 @@ func differential(t *testing.T, data []byte, quirks bool) {
 		}
 		return
 	}
+	if !utf8.Valid(data) {
+		if got != nil || Code(gotErr) != 400 {
+			t.Fatalf("accepted input that is not UTF-8: %q", data)
+		}
+		return
+	}
 	if exactDuplicates(data) {
 		if got == nil || gotErr == nil {
 			t.Fatalf("accepted a header given twice: %q", data)
@@ -413,6 +419,10 @@ func refDecodeHeaders(dec Decoder, data []byte) (*Dispatch, error) {
 	}
 	if len(data) > maxSize {
 		return nil, Errorf(ErrTooLarge, "%d bytes exceeds the limit of %d", len(data), maxSize)
+	}
+	// Invalid UTF-8 is refused as a whole, before anything else is read.
+	if !utf8.Valid(data) {
+		return nil, Errorf(ErrBadDispatch, "not valid UTF-8")
 	}
 	maxDepth := dec.MaxDepth
 	if maxDepth <= 0 {

@@ -8,9 +8,17 @@ import (
 // Validate checks the dispatch against the rules of its morphology and
 // returns the first violation as an error that Code maps to 400, 405 or
 // 505. It does not modify d.
+// MaxHostChain bounds the host chain: twice the hops a dispatch may make
+// (node.DefaultMaxHops), room for names that mean the engine itself,
+// which cost no hop. A longer chain could never be followed to its end.
+const MaxHostChain = 32
+
 func (d *Dispatch) Validate() error {
 	if err := d.validateProtocol(); err != nil {
 		return err
+	}
+	if len(d.Host) > MaxHostChain {
+		return Errorf(ErrBadDispatch, "host chain of %d elements; at most %d", len(d.Host), MaxHostChain)
 	}
 	if d.Timestamp == 0 {
 		return Errorf(ErrBadDispatch, "missing header \"timestamp\"")

@@ -30,6 +30,12 @@ type GatewayConfig struct {
 	MaxFrame int
 	// Logger receives the gateway's logs. Default: slog.Default().
 	Logger *slog.Logger
+	// OriginPatterns are the web origins (host patterns such as
+	// "app.example.com" or "*.example.com") whose pages may open a
+	// WebSocket to the gateway. Default: none but the gateway's own host,
+	// so a page a local browser happens to show cannot drive the peer.
+	// Clients that send no Origin (programs, not browsers) are accepted.
+	OriginPatterns []string
 }
 
 // Gateway serves classic JSTP clients and engines on TCP (newline-delimited
@@ -43,6 +49,7 @@ type Gateway struct {
 	addr    net.Addr
 	ln      net.Listener
 	cfg     connConfig
+	origins []string
 	log     *slog.Logger
 
 	ctx    context.Context
@@ -91,6 +98,7 @@ func ListenGateway(network, addr string, cfg GatewayConfig) (*Gateway, error) {
 		conns:   map[*Conn]bool{},
 	}
 	g.cfg = connConfig{kind: ClassicIn, queueLen: cfg.QueueLen, maxFrame: cfg.MaxFrame, log: g.log, wg: &g.wg}
+	g.origins = cfg.OriginPatterns
 	return g, nil
 }
 
@@ -160,7 +168,8 @@ func (g *Gateway) acceptTCP() {
 	}
 }
 
-// serveWS accepts an upgrade on any path, as the Node engine does.
+// serveWS accepts an upgrade on any path, as the Node engine does, from
+// pages of the allowed origins only (GatewayConfig.OriginPatterns).
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	// Handlers run on the HTTP server's goroutines, which Close does not
 	// wait for: count this one before it starts any of its own, or it
@@ -174,8 +183,10 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	g.wg.Add(1)
 	g.mu.Unlock()
 	defer g.wg.Done()
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: g.origins})
 	if err != nil {
+		// Accept has answered (403 for a foreign origin).
+		g.log.Info("WebSocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
 	g.mu.Lock()

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/jstp-peer/jstp-peer/routing"
 )
 
 // The dispatch cycle: a host-chain step (forward, or process here), then
@@ -94,6 +97,13 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 		return dispatch.Errorf(dispatch.ErrNotGateway, "no route to %s: this engine is not connected to a mesh", rest[0])
 	}
 	to := rest[0]
+	if !mayReachClassic(rt.o) {
+		if t, err := routing.Classify(to); err == nil && t.Kind == routing.Classic {
+			n.stats.forbidden.Add(1)
+			n.warn.Warn("refused to reach a classic engine for a remote origin", "from", rt.o.ID(), "to", to.String())
+			return dispatch.Errorf(dispatch.ErrForbidden, "%s is a classic engine: only local clients may reach one through this peer", to)
+		}
+	}
 	d.Host = rest[1:]
 	if len(d.Host) == 0 {
 		d.Host = nil
@@ -113,6 +123,28 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 		return err
 	}
 	return n.forward(ctx, d, rt, next)
+}
+
+// mayReachClassic tells whether dispatches from o may make this peer
+// connect to a classic engine at a host:port: the application and its
+// own origins, and clients of a gateway on this machine. Anyone else —
+// another peer, a client from the network — could otherwise make the
+// peer open connections to any address, its own loopback included, and
+// write to them.
+func mayReachClassic(o Origin) bool {
+	lo, ok := o.(*linkOrigin)
+	if !ok {
+		return true
+	}
+	if lo.kind != mesh.ClassicIn {
+		return false
+	}
+	host, _, err := net.SplitHostPort(lo.l.Remote())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // forward passes d on to next. When d wants answers the engine gives the

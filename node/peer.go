@@ -28,6 +28,10 @@ type PeerConfig struct {
 	// The CLI defaults them to mesh.DefaultGatewayTCP and
 	// mesh.DefaultGatewayWS.
 	GatewayTCP, GatewayWS string
+	// GatewayOrigins are the web origins whose pages may use the
+	// WebSocket gateway (mesh.GatewayConfig.OriginPatterns). Default: none
+	// but the gateway's own host.
+	GatewayOrigins []string
 	// QueueLen bounds each link's outgoing queue, in frames (default
 	// mesh.DefaultQueueLen).
 	QueueLen int
@@ -87,7 +91,7 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	dec := dispatch.Decoder{Quirks: true}
 	p.streams = mesh.NewStreams(h.LibP2P(), cfg.QueueLen, dec.MaxSize, log)
 	p.topics = mesh.NewTopics(h.PubSub(), log)
-	gwCfg := mesh.GatewayConfig{QueueLen: cfg.QueueLen, MaxFrame: dec.MaxSize, Logger: log}
+	gwCfg := mesh.GatewayConfig{QueueLen: cfg.QueueLen, MaxFrame: dec.MaxSize, Logger: log, OriginPatterns: cfg.GatewayOrigins}
 	for _, gw := range []struct{ network, addr string }{{"tcp", cfg.GatewayTCP}, {"ws", cfg.GatewayWS}} {
 		if gw.addr == "" {
 			continue

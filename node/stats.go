@@ -18,6 +18,7 @@ type counters struct {
 	exceptions    atomic.Uint64 // exceptions received for nothing pending
 	sendTimeouts  atomic.Uint64 // a link took nothing for the answer timeout
 	linkGone      atomic.Uint64 // answers owed by a link that went away (503)
+	forbidden     atomic.Uint64 // refused for who sent them (403)
 }
 
 // Stats, in the body of GET ["peer"], says what the engine did since it
@@ -59,6 +60,7 @@ func (n *Node) Stats() Stats {
 			"exceptions":     s.exceptions.Load(),
 			"sendTimeout":    s.sendTimeouts.Load(),
 			"linkGone":       s.linkGone.Load(),
+			"forbidden":      s.forbidden.Load(),
 		},
 	}
 }
