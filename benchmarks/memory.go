@@ -14,6 +14,11 @@ func (s *suite) memoryIdle() error {
 	if err := s.peers(); err != nil {
 		return err
 	}
+	return s.recordRSS("mem/idle/", "idle RSS, peer ")
+}
+
+// recordRSS records both peers' resident memory now.
+func (s *suite) recordRSS(key, label string) error {
 	for _, p := range []struct {
 		c    *child
 		name string
@@ -22,7 +27,7 @@ func (s *suite) memoryIdle() error {
 		if err != nil {
 			return err
 		}
-		s.res.addMemory("mem/idle/"+p.name, "idle RSS, peer "+p.name, m.RSS)
+		s.res.addMemory(key+p.name, label+p.name, m.RSS)
 	}
 	return nil
 }
@@ -35,15 +40,8 @@ func (s *suite) memoryBurst() error {
 	if _, err := s.a.do(s.ctx, command{Op: "rtt", N: 100}); err != nil {
 		return err
 	}
-	for _, p := range []struct {
-		c    *child
-		name string
-	}{{s.a, "A"}, {s.b, "B"}} {
-		m, err := readMem(p.c.pid())
-		if err != nil {
-			return err
-		}
-		s.res.addMemory("mem/before/"+p.name, "RSS before burst, peer "+p.name, m.RSS)
+	if err := s.recordRSS("mem/before/", "RSS before burst, peer "); err != nil {
+		return err
 	}
 	var (
 		stop         = make(chan struct{})

@@ -37,16 +37,8 @@ type Dialer struct {
 
 // NewDialer returns a Dialer whose connections deliver to in.
 func NewDialer(in Ingress, cfg GatewayConfig) *Dialer {
+	cfg = cfg.withDefaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = DefaultQueueLen
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = DefaultMaxFrame
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dialer{
 		in: in, log: log.With("component", "classic"),

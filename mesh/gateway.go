@@ -38,6 +38,19 @@ type GatewayConfig struct {
 	OriginPatterns []string
 }
 
+func (c GatewayConfig) withDefaults() GatewayConfig {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.QueueLen <= 0 {
+		c.QueueLen = DefaultQueueLen
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	return c
+}
+
 // Gateway serves classic JSTP clients and engines on TCP (newline-delimited
 // JSON) or WebSocket (one dispatch per text message). Every connection is
 // a Conn handed to the Ingress.
@@ -77,16 +90,8 @@ func ListenGateway(network, addr string, cfg GatewayConfig) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %s gateway: %w", network, err)
 	}
+	cfg = cfg.withDefaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = DefaultQueueLen
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = DefaultMaxFrame
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
 		network: network,

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
 )
@@ -144,14 +142,7 @@ func (c *Client) Request(ctx context.Context, d *dispatch.Dispatch) (<-chan *dis
 		return nil, dispatch.Errorf(dispatch.ErrBadDispatch, "a %s dispatch takes no answers", k)
 	}
 	d = d.Clone()
-	if d.TransactionID() == "" {
-		txid := uuid.NewString()
-		if len(d.Token) == 0 {
-			d.Token = []any{txid}
-		} else {
-			d.Token[0] = txid
-		}
-	}
+	stampTransaction(d)
 	if !hasExtension(d.Protocol, ProvisionalExtension) {
 		if len(d.Protocol) < 2 {
 			d.Protocol = []string{"JSTP", dispatch.Version}

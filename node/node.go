@@ -318,15 +318,7 @@ func (n *Node) Request(ctx context.Context, d *dispatch.Dispatch) (<-chan *dispa
 		return nil, err
 	}
 	d = d.Clone()
-	txid := d.TransactionID()
-	if txid == "" {
-		txid = uuid.NewString()
-		if len(d.Token) == 0 {
-			d.Token = []any{txid}
-		} else {
-			d.Token[0] = txid
-		}
-	}
+	txid := stampTransaction(d)
 	deadline := n.cfg.now().Add(n.cfg.answerTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl

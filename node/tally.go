@@ -48,16 +48,7 @@ func (t *tally) provisional(a *dispatch.Dispatch) bool {
 		t.open = true
 		return true
 	}
-	if t.answered == nil {
-		t.answered = make(map[string]bool, len(ids))
-	}
-	t.known = true
-	for _, id := range ids {
-		if _, ok := t.answered[id]; !ok {
-			t.answered[id] = false
-		}
-	}
-	t.check()
+	t.expect(ids)
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jstp-peer/jstp-peer/dispatch"
 )
 
@@ -225,4 +226,19 @@ func (tt *txTable) closeAll() {
 	for _, tx := range txs {
 		tx.abandon()
 	}
+}
+
+// stampTransaction gives d a transaction id (a UUID in token[0]) unless
+// token[0] is a string already, and returns the id.
+func stampTransaction(d *dispatch.Dispatch) string {
+	if txid := d.TransactionID(); txid != "" {
+		return txid
+	}
+	txid := uuid.NewString()
+	if len(d.Token) == 0 {
+		d.Token = []any{txid}
+	} else {
+		d.Token[0] = txid
+	}
+	return txid
 }

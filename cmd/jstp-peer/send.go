@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/identity"
 	"github.com/jstp-peer/jstp-peer/mesh"
@@ -96,14 +94,8 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 		// wait for its timeout.
 		return fail(stderr, "send", exitUsage, "send takes a regular dispatch (GET, POST, PUT, PATCH, DELETE), not an %s", d.Kind())
 	}
-	if d.TransactionID() == "" {
-		txid := uuid.NewString()
-		if len(d.Token) == 0 {
-			d.Token = []any{txid}
-		} else {
-			d.Token[0] = txid
-		}
-	}
+	// The transaction id is stamped where the dispatch is sent (the
+	// client, or the engine's own Request).
 	if err := d.Validate(); err != nil {
 		return fail(stderr, "send", exitUsage, "invalid dispatch (%d): %v", dispatch.Code(err), err)
 	}
