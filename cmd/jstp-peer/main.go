@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/jstp-peer/jstp-peer/node"
 )
 
 // Exit statuses shared by all commands.
@@ -164,8 +166,10 @@ func runVersion(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	v := version
 	if v == "" {
-		v = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		// A build from a checkout says "(devel)": the engine's version,
+		// which GET ["peer"] reports too, says more.
+		v = "v" + node.Version
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
 		}
 	}
@@ -226,17 +230,18 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 		_, _ = stdout.Write(out.Bytes())
 		return exitOK, false
 	default:
-		_, _ = stderr.Write(out.Bytes())
-		return exitUsage, false
+		msg := err.Error()
+		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+			msg = "unknown flag --" + strings.TrimLeft(name, "-")
+		}
+		return usageError(fs, stderr, "%s", msg), false
 	}
 }
 
-// usageError reports a wrong use of a command: the message, then the
-// command's usage, on stderr.
+// usageError reports a wrong use of a command in one line, with a pointer
+// to the command's help: the mistake, not sixty lines of usage above it.
 func usageError(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
-	fs.SetOutput(stderr)
-	fs.Usage()
+	fmt.Fprintf(stderr, "%s: %s (see `%s --help`)\n", fs.Name(), fmt.Sprintf(format, args...), fs.Name())
 	return exitUsage
 }
 

@@ -354,3 +354,26 @@ func TestInterruptWhileReading(t *testing.T) {
 		}
 	}
 }
+
+// A usage error is one line that names the mistake and where help is, not
+// the whole help text.
+func TestUsageErrorsAreOneLine(t *testing.T) {
+	for _, args := range [][]string{
+		{"send"},
+		{"send", "--nope", "jstp:///peer"},
+		{"send", "jstp:///peer", "--timeout", "soon"},
+		{"bind"},
+		{"up", "extra"},
+		{"peers", "--json=maybe"},
+		{"check", "--unknown"},
+	} {
+		code, out, errOut := runCmd(context.Background(), args...)
+		lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
+		if code != exitUsage || out != "" || len(lines) != 1 || !strings.Contains(errOut, "jstp-peer "+args[0]+" --help") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and one line pointing at --help", args, code, out, errOut)
+		}
+	}
+	if _, _, errOut := runCmd(context.Background(), "send", "--nope", "x"); !strings.Contains(errOut, "unknown flag --nope") {
+		t.Errorf("stderr %q", errOut)
+	}
+}
