@@ -99,6 +99,22 @@ func (g *Topics) Publish(ctx context.Context, topic string, data []byte) error {
 // returned function cancels the subscription; it is safe to call more
 // than once.
 func (g *Topics) Subscribe(topic string, author peer.ID, deliver func(data []byte)) (cancel func(), err error) {
+	return g.subscribe(topic, func(from peer.ID, data []byte) {
+		if from != author {
+			g.log.Info("dropped message from another author", "topic", topic, "author", from)
+			return
+		}
+		deliver(data)
+	})
+}
+
+// SubscribeAll receives every author's messages, with the author (whose
+// signature gossipsub checked), for topics every peer publishes on.
+func (g *Topics) SubscribeAll(topic string, deliver func(author peer.ID, data []byte)) (cancel func(), err error) {
+	return g.subscribe(topic, deliver)
+}
+
+func (g *Topics) subscribe(topic string, deliver func(peer.ID, []byte)) (cancel func(), err error) {
 	t, err := g.topic(topic)
 	if err != nil {
 		return nil, err
@@ -117,12 +133,12 @@ func (g *Topics) Subscribe(topic string, author peer.ID, deliver func(data []byt
 		g.wg.Done()
 		return nil, fmt.Errorf("mesh: subscribe to %s: %w", topic, err)
 	}
-	go g.read(sub, author, deliver)
+	go g.read(sub, deliver)
 	var once sync.Once
 	return func() { once.Do(sub.Cancel) }, nil
 }
 
-func (g *Topics) read(sub *pubsub.Subscription, author peer.ID, deliver func([]byte)) {
+func (g *Topics) read(sub *pubsub.Subscription, deliver func(peer.ID, []byte)) {
 	defer g.wg.Done()
 	defer sub.Cancel()
 	for {
@@ -133,11 +149,7 @@ func (g *Topics) read(sub *pubsub.Subscription, author peer.ID, deliver func([]b
 			}
 			return
 		}
-		if msg.GetFrom() != author {
-			g.log.Info("dropped message from another author", "topic", sub.Topic(), "author", msg.GetFrom())
-			continue
-		}
-		deliver(msg.Data)
+		deliver(msg.GetFrom(), msg.Data)
 	}
 }
 

@@ -191,7 +191,9 @@ func (n *Node) runInline(s *subscription, dl delivery) bool {
 	}
 	s.running++
 	s.mu.Unlock()
+	n.busy.Add(1)
 	n.run(n.ctx, s, dl)
+	n.busy.Add(-1)
 	// Anything queued meanwhile found no free slot: it needs a worker.
 	s.mu.Lock()
 	s.running--
@@ -219,6 +221,7 @@ func (n *Node) enqueue(s *subscription, dl delivery) bool {
 		return false
 	}
 	holdFor(dl.rt.o)
+	n.busy.Add(1)
 	s.mu.Lock()
 	if s.running < s.max {
 		s.running++
@@ -243,6 +246,7 @@ func (n *Node) work(s *subscription) {
 				ctx = context.WithValue(ctx, hookDepthKey{}, dl.depth)
 			}
 			n.run(ctx, s, dl)
+			n.busy.Add(-1)
 			releaseFor(dl.rt.o)
 			continue
 		case <-n.ctx.Done():

@@ -75,8 +75,14 @@ type Node struct {
 	origins map[Origin]struct{} // origins watched for departure
 
 	hooks atomic.Int64 // hook deliveries suppressed by the loop guard
+	busy  atomic.Int64 // deliveries queued or running: requests in flight
 	stats counters
 }
+
+// InFlight returns how many deliveries to subscriptions are queued or
+// running here: the peer's requests in flight, which its saturation
+// reports carry.
+func (n *Node) InFlight() int64 { return n.busy.Load() }
 
 // New returns a running engine. Defaults: a random id, slog.Default(),
 // 10 s answer timeout, 1024-dispatch subscription queues, 256 dispatches

@@ -40,6 +40,12 @@ type PeerConfig struct {
 	// Chooser orders the replicas of a service name (default
 	// routing.Random).
 	Chooser routing.Chooser
+	// DataDir is the peer's data directory; the saturation reports
+	// measure the free space of its filesystem. Default: the system's
+	// temporary directory.
+	DataDir string
+	// Saturation configures the peer's saturation reports.
+	Saturation SaturationConfig
 	// Options are passed to New after the peer's own.
 	Options []Option
 	// Logger receives every part's logs. Default: slog.Default().
@@ -59,13 +65,15 @@ type Peer struct {
 	streams *mesh.Streams
 	topics  *mesh.Topics
 	dialer  *mesh.Dialer
+	sat     *peerSaturation
 	gwAddrs []net.Addr
 }
 
 // Start starts a peer as cfg describes: it joins the mesh, serves
-// GET ["peer"], ["subscriptions"], ["peers"] and any method on
-// ["echo", ...] (answered with the dispatch it got), and announces the
-// names in cfg.Provide. ctx bounds the start only.
+// GET ["peer"], ["subscriptions"], ["peers"], ["saturation"], PUT
+// ["saturation", "metrics", NAME] and any method on ["echo", ...]
+// (answered with the dispatch it got), publishes its saturation reports,
+// and announces the names in cfg.Provide. ctx bounds the start only.
 //
 // The parts are built and wired first, and started once every one of them
 // is complete, so nothing that arrives early meets a half-built peer.
@@ -126,10 +134,22 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 		p.Close()
 		return nil, err
 	}
+	if p.sat, err = newPeerSaturation(ctx, p, cfg.Saturation, cfg.DataDir, cfg.Provide, log); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := p.sat.serve(n); err != nil {
+		p.Close()
+		return nil, err
+	}
 	// Everything is wired: let dispatches in.
 	p.streams.Start(n)
 	for _, g := range p.Gateways {
 		g.Start(n)
+	}
+	if err := p.sat.start(); err != nil {
+		p.Close()
+		return nil, err
 	}
 	for _, name := range cfg.Provide {
 		// Announcing walks the DHT and may fail while the peer is alone;
@@ -192,6 +212,9 @@ func (p *Peer) Close() error {
 	}
 	if p.dialer != nil {
 		errs = append(errs, p.dialer.Close())
+	}
+	if p.sat != nil {
+		p.sat.close()
 	}
 	if p.Node != nil {
 		errs = append(errs, p.Node.Close())

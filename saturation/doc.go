@@ -13,7 +13,7 @@
 //	ram    1 - available / total
 //	cpu    busy time / elapsed time, all cores, between two samples
 //	net    max(in, out) / capacity                    bytes/s between two samples; capacity 125e6 (1 Gbit/s) by default
-//	queue  depth / capacity                           the peer's own queue, when it gives a capacity
+//	backlog depth / capacity                          the peer's own queue, when it gives a capacity ("queue" is left to applications)
 //	<app>  value / capacity                           application metrics set with Meter.SetMetric
 //
 // each clamped to [0,1]. SystemSource reads disk, RAM, CPU and network

@@ -11,11 +11,11 @@ import (
 // measures itself. Application metrics share the same key space and so
 // may not take these names.
 const (
-	DimDisk  = "disk"  // filesystem of the data dir
-	DimRAM   = "ram"   // available memory
-	DimCPU   = "cpu"   // CPU utilisation, all cores
-	DimNet   = "net"   // network rate against a capacity
-	DimQueue = "queue" // the peer's own queue against its capacity
+	DimDisk  = "disk"    // filesystem of the data dir
+	DimRAM   = "ram"     // available memory
+	DimCPU   = "cpu"     // CPU utilisation, all cores
+	DimNet   = "net"     // network rate against a capacity
+	DimQueue = "backlog" // the peer's own queue against its capacity; "queue" is left to applications
 )
 
 // systemDims lists the system dimensions, for validation.

@@ -62,7 +62,7 @@ type Load struct {
 	// InFlight is the number of requests being processed now (RIF). It
 	// is reported raw, not smoothed: replica choice wants it fresh.
 	InFlight int64
-	// QueueDepth and QueueCapacity give the "queue" dimension,
+	// QueueDepth and QueueCapacity give the "backlog" dimension,
 	// QueueDepth/QueueCapacity, when QueueCapacity > 0.
 	QueueDepth    int64
 	QueueCapacity int64

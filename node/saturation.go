@@ -1,0 +1,212 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/saturation"
+)
+
+// SaturationTopic is the gossipsub topic every peer publishes its
+// saturation reports on (docs/saturation.md).
+const SaturationTopic = "/jstp/0.4/saturation"
+
+// SaturationConfig configures a peer's saturation reports; zero values
+// take the defaults.
+type SaturationConfig struct {
+	// Source is what the peer measures. Default: the machine's disk (the
+	// filesystem of PeerConfig.DataDir), RAM, CPU and network, read with
+	// gopsutil; simulations and tests give their own.
+	Source saturation.Source
+	// Interval is how often the peer samples and publishes its report,
+	// besides at once on a significant change. Default:
+	// saturation.DefaultInterval (2 s).
+	Interval time.Duration
+}
+
+// peerSaturation is a peer's side of saturation: its own meter, the table
+// of the reports others publish, and the goroutine that publishes its
+// own at the interval.
+type peerSaturation struct {
+	p        *Peer
+	meter    *saturation.Meter
+	table    *saturation.Table
+	interval time.Duration
+	log      *slog.Logger
+	rejected atomic.Uint64
+
+	cancel   context.CancelFunc
+	unsub    func()
+	wg       sync.WaitGroup
+	closeOne sync.Once
+}
+
+// newPeerSaturation builds the meter and the table; start lets them run.
+func newPeerSaturation(ctx context.Context, p *Peer, cfg SaturationConfig, dataDir string, names []string, log *slog.Logger) (*peerSaturation, error) {
+	src := cfg.Source
+	if src == nil {
+		if dataDir == "" {
+			dataDir = os.TempDir()
+		}
+		sys, err := saturation.NewSystemSource(ctx, dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("node: saturation: %w", err)
+		}
+		src = sys
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = saturation.DefaultInterval
+	}
+	s := &peerSaturation{p: p, interval: cfg.Interval, log: log.With("component", "saturation")}
+	m, err := saturation.NewMeter(p.Host.ID().String(), src,
+		saturation.WithInterval(cfg.Interval),
+		saturation.WithLoad(func() saturation.Load { return saturation.Load{InFlight: p.Node.InFlight()} }),
+		saturation.WithOnChange(func(c saturation.Change) { s.publish(c.Report) }),
+		saturation.WithLogger(log),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("node: saturation: %w", err)
+	}
+	if err := m.SetNames(names...); err != nil {
+		return nil, fmt.Errorf("node: saturation: %w", err)
+	}
+	s.meter = m
+	s.table = saturation.NewTable(saturation.WithTTL(3 * cfg.Interval))
+	return s, nil
+}
+
+// start subscribes to the others' reports and starts measuring and
+// publishing.
+func (s *peerSaturation) start() error {
+	self := s.p.Host.ID()
+	unsub, err := s.p.topics.SubscribeAll(SaturationTopic, func(from peer.ID, data []byte) {
+		if from == self {
+			return
+		}
+		s.receive(from, data)
+	})
+	if err != nil {
+		return fmt.Errorf("node: saturation topic: %w", err)
+	}
+	s.unsub = unsub
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.meter.Start(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				s.publish(s.meter.Report())
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (s *peerSaturation) close() {
+	s.closeOne.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.meter.Close()
+		s.wg.Wait()
+		if s.unsub != nil {
+			s.unsub()
+		}
+	})
+}
+
+func (s *peerSaturation) publish(r saturation.Report) {
+	data, err := saturation.EncodeReport(r)
+	if err != nil {
+		s.log.Warn("report does not encode", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.interval)
+	defer cancel()
+	if err := s.p.topics.Publish(ctx, SaturationTopic, data); err != nil {
+		s.log.Debug("report not published", "err", err)
+	}
+}
+
+// receive takes a report from the topic. Gossipsub checked the author's
+// signature; a report must speak for its author, be well-formed and
+// fresh, and newer than the last one kept: anything else is counted and
+// dropped, so a peer can at worst misreport its own load.
+func (s *peerSaturation) receive(from peer.ID, data []byte) {
+	r, err := saturation.DecodeReport(data, time.Now())
+	if err == nil && r.Peer != from.String() {
+		err = dispatch.Errorf(dispatch.ErrBadDispatch, "report for %s published by %s", r.Peer, from)
+	}
+	if err == nil {
+		err = s.table.Update(*r, time.Now())
+	}
+	if err != nil {
+		s.rejected.Add(1)
+		s.p.Node.warn.Info("saturation report dropped", "from", from, "err", err)
+	}
+}
+
+// SaturationView is the body of GET ["saturation"]: this peer's own
+// report, and the latest of every other peer it heard from.
+type SaturationView struct {
+	Self     saturation.Report `json:"self"`
+	Peers    []PeerSaturation  `json:"peers"`
+	Rejected uint64            `json:"rejected"`
+}
+
+// PeerSaturation is another peer's latest report and its age.
+type PeerSaturation struct {
+	saturation.Report
+	AgeMS int64 `json:"ageMs"`
+}
+
+func (s *peerSaturation) view() SaturationView {
+	v := SaturationView{Self: s.meter.Report(), Peers: []PeerSaturation{}, Rejected: s.rejected.Load()}
+	for _, e := range s.table.List() {
+		v.Peers = append(v.Peers, PeerSaturation{Report: e.Report, AgeMS: e.Age.Milliseconds()})
+	}
+	return v
+}
+
+// serve registers GET ["saturation"] and PUT ["saturation", "metrics",
+// NAME], by which an application (or a classic client) reports a load of
+// its own, such as a queue's length against its capacity.
+func (s *peerSaturation) serve(n *Node) error {
+	if err := n.Serve([]string{"saturation"}, func(context.Context) (any, error) { return s.view(), nil }); err != nil {
+		return err
+	}
+	_, err := n.Handle(dispatch.Endpoint{Method: dispatch.PUT, Resource: []string{"saturation", "metrics", ":name"}}, func(_ context.Context, in *Incoming) (any, error) {
+		var m struct {
+			Value    *float64 `json:"value"`
+			Capacity *float64 `json:"capacity"`
+		}
+		if err := json.Unmarshal(in.Dispatch.Body, &m); err != nil || m.Value == nil || m.Capacity == nil {
+			return nil, dispatch.Errorf(dispatch.ErrBadDispatch, `the body must be {"value": V, "capacity": C}`)
+		}
+		if math.IsNaN(*m.Value) || math.IsInf(*m.Value, 0) {
+			return nil, dispatch.Errorf(dispatch.ErrBadDispatch, "value must be a finite number")
+		}
+		if err := s.meter.SetMetric(in.Params["name"], *m.Value, *m.Capacity); err != nil {
+			return nil, dispatch.Errorf(dispatch.ErrBadDispatch, "%v", err)
+		}
+		return s.meter.Report(), nil
+	}, Inline())
+	return err
+}

@@ -1,0 +1,102 @@
+package node
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/internal/poll"
+	"github.com/jstp-peer/jstp-peer/saturation"
+)
+
+// fastReports makes a peer measure a fixed load and report often, so
+// tests see reports travel without waiting for the default interval.
+func fastReports(c *PeerConfig) {
+	c.Saturation = SaturationConfig{
+		Source: saturation.NewStaticSource(saturation.Sample{
+			Disk:   saturation.Space{Free: 80, Total: 100},
+			Memory: saturation.Space{Free: 50, Total: 100},
+		}),
+		Interval: 50 * time.Millisecond,
+	}
+}
+
+func saturationOf(t *testing.T, p *Peer) SaturationView {
+	t.Helper()
+	as := request(t, p, dispatch.New("GET", "saturation"))
+	if len(as) != 1 || codeOf(t, as[0]) != 200 {
+		t.Fatalf("GET saturation: %v", as)
+	}
+	var v SaturationView
+	if err := json.Unmarshal(as[0].Body, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// A metric one peer reports through JSTP reaches the others in its
+// gossiped report, and GET ["saturation"] lists every peer heard from.
+func TestSaturationReportsTravel(t *testing.T) {
+	a := newTestPeer(t, nil, fastReports)
+	b := newTestPeer(t, a, fastReports)
+	c := newTestPeer(t, a, fastReports)
+	put := dispatch.New("PUT", "saturation", "metrics", "queue")
+	put.Body = json.RawMessage(`{"value": 95, "capacity": 100}`)
+	if as := request(t, c, put); len(as) != 1 || codeOf(t, as[0]) != 200 {
+		t.Fatalf("PUT metric: %v", as)
+	}
+	poll.Until(t, 20*time.Second, "a to hear of b, and of c's queue", func() bool {
+		v := saturationOf(t, a)
+		var sawB, sawC bool
+		for _, p := range v.Peers {
+			sawB = sawB || p.Peer == b.Host.ID().String()
+			if p.Peer == c.Host.ID().String() && p.Saturation["queue"] >= 0.9 {
+				sawC = true
+			}
+		}
+		return sawB && sawC
+	})
+	if v := saturationOf(t, c); v.Self.Peer != c.Host.ID().String() || v.Self.Saturation["queue"] == 0 {
+		t.Fatalf("c's own report: %+v", v.Self)
+	}
+}
+
+func TestSaturationMetricBadBodyIs400(t *testing.T) {
+	a := newTestPeer(t, nil, fastReports)
+	for _, body := range []string{`{}`, `{"value": 1}`, `{"value": -1, "capacity": 10}`, `{"value": 1, "capacity": 0}`, `"high"`} {
+		put := dispatch.New("PUT", "saturation", "metrics", "queue")
+		put.Body = json.RawMessage(body)
+		if as := request(t, a, put); len(as) != 1 || codeOf(t, as[0]) != 400 {
+			t.Fatalf("body %s: %v, want one 400", body, as)
+		}
+	}
+}
+
+// A report published by one peer in the name of another is dropped: a
+// peer can at worst misreport its own load.
+func TestSaturationForgedReportDropped(t *testing.T) {
+	a := newTestPeer(t, nil, fastReports)
+	b := newTestPeer(t, a, fastReports)
+	victim := newTestPeer(t, a, fastReports)
+	forged := victim.sat.meter.Report()
+	forged.Saturation[saturation.DimCPU] = 1
+	forged.Headroom = 0
+	forged.Seq += 1 << 40
+	data, err := saturation.EncodeReport(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := saturationOf(t, a).Rejected
+	if err := b.topics.Publish(t.Context(), SaturationTopic, data); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the forged report to be rejected", func() bool {
+		return saturationOf(t, a).Rejected > before
+	})
+	for _, p := range saturationOf(t, a).Peers {
+		if p.Peer == victim.Host.ID().String() && p.Seq == forged.Seq {
+			t.Fatalf("a kept the forged report: %+v", p)
+		}
+	}
+}
