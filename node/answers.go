@@ -144,6 +144,7 @@ func (n *Node) expireLedger(l *ledger) {
 	l.t.done = true
 	l.mu.Unlock()
 	n.routes.drop(l)
+	l.untrack(true)
 	if already || !late || n.closed() {
 		return
 	}
@@ -165,6 +166,7 @@ func (n *Node) finishLedger(l *ledger) {
 	}
 	l.mu.Unlock()
 	n.routes.drop(l)
+	l.untrack(true)
 }
 
 // abandonLedger drops the ledger of a dispatch that could not be passed
@@ -176,6 +178,7 @@ func (n *Node) abandonLedger(l *ledger) {
 	l.mu.Lock()
 	l.t.done = true
 	l.mu.Unlock()
+	l.untrack(false)
 	n.finishLedger(l)
 }
 

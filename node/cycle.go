@@ -167,6 +167,9 @@ func (n *Node) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, ne
 		if !provisional(rt.o) {
 			n.owe(l)
 		}
+		if next.kind == mesh.PeerLink {
+			l.track(next)
+		}
 		label := n.routes.newKey()
 		n.routes.add(label, l, next)
 		setVia(d, label)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
@@ -46,6 +47,23 @@ type linkOrigin struct {
 	// its transport's flow control instead of growing queues here.
 	inflight atomic.Int64
 	wake     chan struct{}
+
+	// outstanding counts the transactions this engine passed on to the
+	// link and still waits for; latency is the moving average of how long
+	// their answers took (nanoseconds). Replica choice reads both.
+	outstanding atomic.Int64
+	latency     atomic.Int64
+}
+
+// observe folds one answer's latency into the link's moving average
+// (weight 1/8).
+func (o *linkOrigin) observe(d time.Duration) {
+	old := o.latency.Load()
+	if old == 0 {
+		o.latency.Store(int64(d))
+		return
+	}
+	o.latency.Store(old + (int64(d)-old)/8)
 }
 
 func (o *linkOrigin) ID() string            { return o.l.ID() }

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
 	"github.com/jstp-peer/jstp-peer/routing"
+	"github.com/jstp-peer/jstp-peer/saturation"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // PeerConfig configures Start. Zero values take the defaults of the parts
@@ -38,7 +41,8 @@ type PeerConfig struct {
 	// Names configures name resolution (cache TTLs, timeouts).
 	Names routing.NamesConfig
 	// Chooser orders the replicas of a service name (default
-	// routing.Random).
+	// routing.HotCold over this peer's signals: saturation reports,
+	// requests in flight and answer latency per replica).
 	Chooser routing.Chooser
 	// DataDir is the peer's data directory; the saturation reports
 	// measure the free space of its filesystem. Default: the system's
@@ -95,7 +99,11 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	}
 	p := &Peer{Host: h}
 	p.Names = routing.NewNames(h.DHT(), cfg.Names)
-	p.router = routing.NewRouter(p.Names, cfg.Chooser)
+	chooser := cfg.Chooser
+	if chooser == nil {
+		chooser = routing.HotCold{Signals: p}
+	}
+	p.router = routing.NewRouter(p.Names, chooser)
 	dec := dispatch.Decoder{Quirks: true}
 	p.streams = mesh.NewStreams(h.LibP2P(), cfg.QueueLen, dec.MaxSize, log)
 	p.topics = mesh.NewTopics(h.PubSub(), log)
@@ -227,4 +235,25 @@ func (p *Peer) Close() error {
 	}
 	errs = append(errs, p.Host.Close())
 	return errors.Join(errs...)
+}
+
+// Replica implements routing.Signals: what this peer knows of another as a
+// replica of a name.
+func (p *Peer) Replica(id peer.ID) routing.Replica {
+	var r routing.Replica
+	if s, ok := p.streams.Open(id); ok {
+		if lo, ok := p.Node.linkOf(s); ok {
+			r.InFlight = lo.outstanding.Load()
+			r.Latency = time.Duration(lo.latency.Load())
+		}
+	}
+	if p.sat != nil {
+		if e, ok := p.sat.table.Get(id.String()); ok {
+			r.Reported = true
+			r.Critical = e.Report.Level == saturation.LevelCritical
+			r.Headroom = e.Report.Headroom
+			r.InFlight += e.Report.InFlight
+		}
+	}
+	return r
 }

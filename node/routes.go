@@ -32,6 +32,34 @@ type ledger struct {
 	t     tally
 	timer *time.Timer // set when this engine owes back the 504s
 	keys  []string    // the routes that lead here, dropped when it is done
+
+	// next and sent, for a transaction passed on to a peer: whose
+	// outstanding count it is in, and since when (its latency).
+	next *linkOrigin
+	sent time.Time
+}
+
+// track counts a transaction passed on to next until it is settled.
+func (l *ledger) track(next *linkOrigin) {
+	l.next, l.sent = next, time.Now()
+	next.outstanding.Add(1)
+}
+
+// untrack ends the count once; answered says the transaction completed,
+// and how long it took then goes into next's latency. Expiry counts as
+// the whole wait.
+func (l *ledger) untrack(answered bool) {
+	l.mu.Lock()
+	next := l.next
+	l.next = nil
+	l.mu.Unlock()
+	if next == nil {
+		return
+	}
+	next.outstanding.Add(-1)
+	if answered {
+		next.observe(time.Since(l.sent))
+	}
 }
 
 // route leads answers that come back to a ledger. Answers are taken only

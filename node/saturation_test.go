@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -98,5 +99,56 @@ func TestSaturationForgedReportDropped(t *testing.T) {
 		if p.Peer == victim.Host.ID().String() && p.Seq == forged.Seq {
 			t.Fatalf("a kept the forged report: %+v", p)
 		}
+	}
+}
+
+// A replica that reports itself critical gets no new requests while
+// others can serve the name.
+func TestCriticalReplicaIsAvoided(t *testing.T) {
+	// A short cache, so that the poll below sees providers as they
+	// announce themselves.
+	a := newTestPeer(t, nil, fastReports, func(c *PeerConfig) { c.Names.CacheTTL = 50 * time.Millisecond })
+	provide := func(c *PeerConfig) { c.Provide = []string{"menu.test"} }
+	var replicas []*Peer
+	for range 3 {
+		p := newTestPeer(t, a, fastReports, provide)
+		id := p.Host.ID().String()
+		if _, err := p.Node.Handle(ep("GET", "menu"), func(context.Context, *Incoming) (any, error) { return id, nil }); err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, p)
+	}
+	critical := replicas[2]
+	put := dispatch.New("PUT", "saturation", "metrics", "queue")
+	put.Body = json.RawMessage(`{"value": 99, "capacity": 100}`)
+	if as := request(t, critical, put); len(as) != 1 || codeOf(t, as[0]) != 200 {
+		t.Fatalf("PUT metric: %v", as)
+	}
+	poll.Until(t, 30*time.Second, "a to resolve every replica and hear the critical one", func() bool {
+		ps, err := a.Names.Resolve(t.Context(), "menu.test")
+		if err != nil || len(ps) != 3 {
+			return false
+		}
+		for _, p := range saturationOf(t, a).Peers {
+			if p.Peer == critical.Host.ID().String() && p.Level == saturation.LevelCritical {
+				return true
+			}
+		}
+		return false
+	})
+	served := map[string]int{}
+	for range 30 {
+		req := dispatch.New("GET", "menu")
+		req.Host = []dispatch.Host{{Name: "menu.test"}}
+		as := request(t, a, req)
+		if len(as) != 1 || codeOf(t, as[0]) != 200 {
+			t.Fatalf("answers %v", as)
+		}
+		var who string
+		json.Unmarshal(as[0].Body, &who)
+		served[who]++
+	}
+	if n := served[critical.Host.ID().String()]; n != 0 {
+		t.Fatalf("the critical replica served %d of 30 requests (%v)", n, served)
 	}
 }

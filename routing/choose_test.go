@@ -1,0 +1,70 @@
+package routing
+
+import (
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+type signals map[peer.ID]Replica
+
+func (s signals) Replica(id peer.ID) Replica { return s[id] }
+
+func replicas(n int) []peer.AddrInfo {
+	out := make([]peer.AddrInfo, n)
+	for i := range out {
+		out[i] = peer.AddrInfo{ID: peer.ID(rune('a' + i))}
+	}
+	return out
+}
+
+func TestHotColdPutsCriticalLast(t *testing.T) {
+	s := signals{"a": {Reported: true, Critical: true}, "b": {Reported: true}, "c": {Reported: true}}
+	for range 200 {
+		got := HotCold{Signals: s}.Order("x", replicas(3))
+		if got[2].ID != "a" {
+			t.Fatalf("order %v: the critical replica is not last", got)
+		}
+	}
+	// With nothing else, a critical replica is still tried.
+	if got := (HotCold{Signals: signals{"a": {Critical: true}}}).Order("x", replicas(1)); len(got) != 1 {
+		t.Fatalf("order %v", got)
+	}
+}
+
+func TestHotColdPrefersColdAndFast(t *testing.T) {
+	// With every replica in the sample: a is hot (more in flight than the
+	// median), b is cold but slow, c is cold and fast.
+	s := signals{
+		"a": {InFlight: 50, Latency: time.Microsecond},
+		"b": {InFlight: 1, Latency: 9 * time.Millisecond},
+		"c": {InFlight: 2, Latency: time.Millisecond},
+	}
+	for range 200 {
+		if got := (HotCold{Signals: s, Sample: 3}).Order("x", replicas(3)); got[0].ID != "c" {
+			t.Fatalf("order %v, want c first", got)
+		}
+	}
+	// A replica never measured is tried first: new replicas get traffic.
+	s["d"] = Replica{}
+	for range 200 {
+		if got := (HotCold{Signals: s, Sample: 4}).Order("x", replicas(4)); got[0].ID != "d" {
+			t.Fatalf("order %v, want d first", got)
+		}
+	}
+}
+
+// Sampling spreads choices: with equal replicas none is always first.
+func TestHotColdSpreads(t *testing.T) {
+	s := signals{}
+	first := map[peer.ID]int{}
+	for range 3000 {
+		first[(HotCold{Signals: s}).Order("x", replicas(4))[0].ID]++
+	}
+	for _, id := range []peer.ID{"a", "b", "c", "d"} {
+		if first[id] < 300 {
+			t.Fatalf("first choices %v: %s was chosen %d times of 3000", first, id, first[id])
+		}
+	}
+}
