@@ -21,10 +21,24 @@ import (
 	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
+// testPeerConfig is a loopback peer of a test mesh: a short resolution
+// cache, so that names are seen soon after they are announced, and
+// saturation sampled once a minute, so that meshes of fifty peers spend
+// their CPU on what the test exercises (tests of saturation set their
+// own).
+func testPeerConfig(t testing.TB) PeerConfig {
+	return PeerConfig{
+		Mesh:       testConfig(t),
+		Logger:     testLogger(t),
+		Names:      routing.NamesConfig{CacheTTL: 100 * time.Millisecond},
+		Saturation: SaturationConfig{Interval: time.Minute},
+	}
+}
+
 // newTestPeer starts a loopback peer that bootstraps from boot (if any).
 func newTestPeer(t testing.TB, boot *Peer, mod ...func(*PeerConfig)) *Peer {
 	t.Helper()
-	cfg := PeerConfig{Mesh: testConfig(t), Logger: testLogger(t)}
+	cfg := testPeerConfig(t)
 	if boot != nil {
 		cfg.Mesh.Bootstrap = addrStrings(boot.Host.Addrs())
 	}
@@ -46,7 +60,7 @@ func startPeers(t testing.TB, n int, boot *Peer, mod ...func(*PeerConfig)) []*Pe
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range peers {
-		cfg := PeerConfig{Mesh: testConfig(t), Logger: testLogger(t)}
+		cfg := testPeerConfig(t)
 		cfg.Mesh.Bootstrap = addrStrings(boot.Host.Addrs())
 		for _, m := range mod {
 			m(&cfg)
@@ -139,6 +153,12 @@ func TestNameProvidedByThreeResolvedFromTwenty(t *testing.T) {
 		}
 	}
 	client := peers[n-1]
+	// Announcements reach the DHT one by one: wait until the client sees
+	// every provider (its cache is short, see testPeerConfig).
+	poll.Until(t, 20*time.Second, "the client to resolve the three providers", func() bool {
+		ps, err := client.Names.Resolve(t.Context(), "pizza.com.ar")
+		return err == nil && len(ps) == 3
+	})
 	served := map[string]bool{}
 	for i := 0; i < 12 && len(served) < 2; i++ {
 		req := dispatch.New("GET", "menu")

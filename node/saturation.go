@@ -28,11 +28,18 @@ type SaturationConfig struct {
 	// filesystem of PeerConfig.DataDir), RAM, CPU and network, read with
 	// gopsutil; simulations and tests give their own.
 	Source saturation.Source
-	// Interval is how often the peer samples and publishes its report,
-	// besides at once on a significant change. Default:
-	// saturation.DefaultInterval (2 s).
+	// Interval is how often the peer samples its load. Default:
+	// saturation.DefaultInterval (2 s). It publishes its report at once on
+	// a significant change, and otherwise every HeartbeatEvery intervals.
 	Interval time.Duration
 }
+
+// HeartbeatEvery is how many sampling intervals pass between two reports
+// of a peer whose load did not change significantly: choosing a replica
+// relies on fresh per-request signals, and gossip only has to keep the
+// table's view alive (reports expire after three heartbeats), so a mesh
+// of hundreds of peers does not spend its CPU verifying reports.
+const HeartbeatEvery = 5
 
 // peerSaturation is a peer's side of saturation: its own meter, the table
 // of the reports others publish, and the goroutine that publishes its
@@ -67,11 +74,16 @@ func newPeerSaturation(ctx context.Context, p *Peer, cfg SaturationConfig, dataD
 	if cfg.Interval <= 0 {
 		cfg.Interval = saturation.DefaultInterval
 	}
-	s := &peerSaturation{p: p, interval: cfg.Interval, log: log.With("component", "saturation")}
+	s := &peerSaturation{p: p, interval: HeartbeatEvery * cfg.Interval, log: log.With("component", "saturation")}
 	m, err := saturation.NewMeter(p.Host.ID().String(), src,
 		saturation.WithInterval(cfg.Interval),
 		saturation.WithLoad(func() saturation.Load { return saturation.Load{InFlight: p.Node.InFlight()} }),
-		saturation.WithOnChange(func(c saturation.Change) { s.publish(c.Report) }),
+		saturation.WithOnChange(func(c saturation.Change) {
+			s.publish(c.Report)
+			if c.Event != nil {
+				s.raise(c.Event.From, c.Event.To, c.Report)
+			}
+		}),
 		saturation.WithLogger(log),
 	)
 	if err != nil {
@@ -81,7 +93,7 @@ func newPeerSaturation(ctx context.Context, p *Peer, cfg SaturationConfig, dataD
 		return nil, fmt.Errorf("node: saturation: %w", err)
 	}
 	s.meter = m
-	s.table = saturation.NewTable(saturation.WithTTL(3 * cfg.Interval))
+	s.table = saturation.NewTable(saturation.WithTTL(3 * s.interval))
 	return s, nil
 }
 
@@ -154,13 +166,39 @@ func (s *peerSaturation) receive(from peer.ID, data []byte) {
 	if err == nil && r.Peer != from.String() {
 		err = dispatch.Errorf(dispatch.ErrBadDispatch, "report for %s published by %s", r.Peer, from)
 	}
+	from0 := saturation.LevelOK
 	if err == nil {
+		if e, ok := s.table.Get(r.Peer); ok {
+			from0 = e.Report.Level
+		}
 		err = s.table.Update(*r, time.Now())
 	}
 	if err != nil {
 		s.rejected.Add(1)
 		s.p.Node.warn.Info("saturation report dropped", "from", from, "err", err)
+		return
 	}
+	// The sender applied its thresholds and their hysteresis: a change of
+	// its reported level is the event.
+	if r.Level != from0 {
+		s.raise(from0, r.Level, *r)
+	}
+}
+
+// raise makes a level change an event applications can BIND to: this
+// peer processes POST ["saturation", PEER, LEVEL] with the report as
+// body (docs/saturation.md).
+func (s *peerSaturation) raise(from, to saturation.Level, r saturation.Report) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	d := dispatch.New(dispatch.POST, "saturation", r.Peer, to.String())
+	d.Body = body
+	if err := s.p.Node.Send(context.Background(), d); err != nil {
+		s.log.Debug("saturation event not processed", "err", err)
+	}
+	s.log.Info("saturation level changed", "peer", r.Peer, "from", from.String(), "to", to.String())
 }
 
 // SaturationView is the body of GET ["saturation"]: this peer's own

@@ -152,3 +152,37 @@ func TestCriticalReplicaIsAvoided(t *testing.T) {
 		t.Fatalf("the critical replica served %d of 30 requests (%v)", n, served)
 	}
 }
+
+// A peer that turns critical is an event every peer that hears of it
+// processes, as POST ["saturation", PEER, "critical"] with its report.
+func TestCriticalIsAnEvent(t *testing.T) {
+	a := newTestPeer(t, nil, fastReports)
+	c := newTestPeer(t, a, fastReports)
+	events := make(chan *Incoming, 16)
+	for _, p := range []*Peer{a, c} {
+		if _, err := p.Node.Bind(ep("POST", "saturation", "*", "critical"), func(_ context.Context, in *Incoming) { events <- in }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := dispatch.New("PUT", "saturation", "metrics", "queue")
+	put.Body = json.RawMessage(`{"value": 99, "capacity": 100}`)
+	if as := request(t, c, put); len(as) != 1 || codeOf(t, as[0]) != 200 {
+		t.Fatalf("PUT metric: %v", as)
+	}
+	got := 0
+	for got < 2 {
+		select {
+		case in := <-events:
+			var r saturation.Report
+			if err := json.Unmarshal(in.Dispatch.Body, &r); err != nil || r.Peer != c.Host.ID().String() || r.Level != saturation.LevelCritical {
+				t.Fatalf("event %s", in.Dispatch)
+			}
+			if in.Dispatch.ResourceText()[1] != c.Host.ID().String() {
+				t.Fatalf("event resource %v", in.Dispatch.ResourceText())
+			}
+			got++
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d of 2 events (c's own, and a's on hearing it)", got)
+		}
+	}
+}

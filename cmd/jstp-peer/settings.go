@@ -74,6 +74,7 @@ const (
 	keyGatewayWS  = "gateway-ws"
 	keyNoMDNS     = "no-mdns"
 	keyNoForward  = "no-forward"
+	keyOnCritical = "on-critical"
 	keyLogLevel   = "log-level"
 	keyDHT        = "dht"
 	keyVia        = "via"
@@ -112,6 +113,9 @@ var settingDefs = []settingDef{
 	{keyNoForward, kindBool,
 		"refuse to be a gateway: dispatches for other hosts are answered 502",
 		"true: refuse to forward dispatches for other hosts (they are answered 502 Not Gateway)."},
+	{keyOnCritical, kindString,
+		"shell `COMMAND` run when a peer turns critical, with the event as JSON\non standard input (for example to start another replica)",
+		"Shell command run (sh -c) each time a peer of the mesh, this one included, reports itself critical; the event (the peer's saturation report) is its standard input. At most one runs at a time, for at most a minute."},
 	{keyLogLevel, kindString,
 		"log `LEVEL`: debug, info, warn or error (logs go to standard error)",
 		"Log level on standard error: debug, info, warn or error."},

@@ -63,7 +63,7 @@ on standard error); 2 a usage or configuration error.`,
 		upExamples)
 	s := newSettings()
 	s.register(fs, keyDataDir, keyListen, keyAnnounce, keyBootstrap, keyProvide, keyGatewayTCP, keyGatewayWS,
-		keyNoMDNS, keyNoForward, keyDHT, keyLogLevel, keyConfig)
+		keyNoMDNS, keyNoForward, keyOnCritical, keyDHT, keyLogLevel, keyConfig)
 	pos, code, ok := parseArgs(fs, s, args, stdout, stderr)
 	if !ok {
 		return code
@@ -139,6 +139,12 @@ on standard error); 2 a usage or configuration error.`,
 			hint = " (another peer on this machine? pass --listen /ip4/0.0.0.0/tcp/0, or other ports and another --data-dir)"
 		}
 		return fail(stderr, "up", exitFail, "cannot start the peer: %v%s", err, hint)
+	}
+	if command := strings.TrimSpace(s.String(keyOnCritical)); command != "" {
+		if err := onCritical(p, command, stderr, log); err != nil {
+			p.Close()
+			return fail(stderr, "up", exitFail, "%v", err)
+		}
 	}
 	printUp(stdout, p, dataDir, cfg)
 	if ready != nil {

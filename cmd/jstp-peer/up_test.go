@@ -490,3 +490,19 @@ func TestBinaryUpAndSend(t *testing.T) {
 		t.Fatalf("up did not exit within 20s of SIGINT\nstderr: %s", upErr.String())
 	}
 }
+
+// up --on-critical runs its command with the event when a peer of the
+// mesh reports itself critical; PUT of an application metric gets it
+// there.
+func TestUpOnCritical(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "event.json")
+	a := startUp(t, append(loopbackUp(t), "--on-critical", "cat > "+out)...)
+	code, stdout, errOut := runCmd(context.Background(), "send", "PUT jstp:///saturation/metrics/queue", "--body", `{"value": 99, "capacity": 100}`, "--via", a.gw)
+	if code != 0 {
+		t.Fatalf("send exit %d\nstdout %s\nstderr %s", code, stdout, errOut)
+	}
+	poll.Until(t, 30*time.Second, "the command to write the event", func() bool {
+		b, err := os.ReadFile(out)
+		return err == nil && strings.Contains(string(b), `"level":"critical"`) && strings.Contains(string(b), a.id())
+	})
+}
