@@ -53,6 +53,7 @@ func init() {
 		{"send", "send a dispatch through the local peer and print its answers", runSend},
 		{"bind", "subscribe to an endpoint and print what triggers it", runBind},
 		{"peers", "list the peers the local peer is connected to", runPeers},
+		{"saturation", "show the saturation of the local peer and of the peers it hears from", runSaturation},
 		{"id", "print this machine's peer id and listen addresses", runID},
 		{"config", "write (init) or print (show) the config file", runConfig},
 		{"check", "validate one dispatch and print it as normalised JSON", runCheck},

@@ -506,3 +506,30 @@ func TestUpOnCritical(t *testing.T) {
 		return err == nil && strings.Contains(string(b), `"level":"critical"`) && strings.Contains(string(b), a.id())
 	})
 }
+
+// saturation --json and --once show the local peer and the peers it hears
+// from, with the application metric a client reported.
+func TestSaturationCommand(t *testing.T) {
+	a := startUp(t, loopbackUp(t)...)
+	code, _, errOut := runCmd(context.Background(), "send", "PUT jstp:///saturation/metrics/queue", "--body", `{"value": 40, "capacity": 100}`, "--via", a.gw)
+	if code != 0 {
+		t.Fatalf("send: exit %d, %s", code, errOut)
+	}
+	code, out, errOut := runCmd(context.Background(), "saturation", "--json", "--via", a.gw)
+	if code != 0 {
+		t.Fatalf("saturation --json: exit %d, %s", code, errOut)
+	}
+	var v struct {
+		Self struct {
+			Peer string             `json:"peer"`
+			Sat  map[string]float64 `json:"sat"`
+		} `json:"self"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Self.Peer != a.id() || v.Self.Sat["queue"] == 0 {
+		t.Fatalf("saturation --json: %s (%v)", out, err)
+	}
+	code, out, errOut = runCmd(context.Background(), "saturation", "--once", "--via", a.gw)
+	if code != 0 || !strings.Contains(out, "PEER") || !strings.Contains(out, a.id()) || !strings.Contains(out, "self") {
+		t.Fatalf("saturation --once: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
