@@ -86,10 +86,8 @@ func (o *linkOrigin) Sink(ep dispatch.Endpoint) Origin {
 // bounded by the link's requests in flight), anything else only when the
 // link keeps up.
 func (o *linkOrigin) Deliver(_ context.Context, d *dispatch.Dispatch) error {
-	if o.kind != mesh.PeerLink {
-		if d = o.classicOut(d); d == nil {
-			return nil
-		}
+	if d = o.out(d); d == nil {
+		return nil
 	}
 	switch d.Kind() {
 	case dispatch.Answer, dispatch.Exception:
@@ -103,10 +101,8 @@ func (o *linkOrigin) Deliver(_ context.Context, d *dispatch.Dispatch) error {
 // the caller's goroutine when the link is idle (the application's own
 // dispatches: its goroutine may wait).
 func (o *linkOrigin) send(ctx context.Context, d *dispatch.Dispatch, now bool) error {
-	if o.kind != mesh.PeerLink {
-		if d = o.classicOut(d); d == nil {
-			return nil
-		}
+	if d = o.out(d); d == nil {
+		return nil
 	}
 	if now {
 		return o.l.SendNow(ctx, d)
@@ -116,12 +112,19 @@ func (o *linkOrigin) send(ctx context.Context, d *dispatch.Dispatch, now bool) e
 
 // offer queues a dispatch this engine passes on if there is room.
 func (o *linkOrigin) offer(d *dispatch.Dispatch) error {
-	if o.kind != mesh.PeerLink {
-		if d = o.classicOut(d); d == nil {
-			return nil
-		}
+	if d = o.out(d); d == nil {
+		return nil
 	}
 	return o.l.Offer(d)
+}
+
+// out is d as the link reads it: the classic dialect for classic links,
+// nil when d is not for this link.
+func (o *linkOrigin) out(d *dispatch.Dispatch) *dispatch.Dispatch {
+	if o.kind == mesh.PeerLink {
+		return d
+	}
+	return o.classicOut(d)
 }
 
 // receive is the link's FrameFunc.

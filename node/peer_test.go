@@ -17,21 +17,29 @@ import (
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
 	"github.com/jstp-peer/jstp-peer/routing"
+	"github.com/jstp-peer/jstp-peer/saturation"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // testPeerConfig is a loopback peer of a test mesh: a short resolution
-// cache, so that names are seen soon after they are announced, and
-// saturation sampled once a minute, so that meshes of fifty peers spend
-// their CPU on what the test exercises (tests of saturation set their
-// own).
+// cache, so that names are seen soon after they are announced, and a
+// fixed, moderate load sampled once a minute: the machine's own CPU, busy
+// with twenty peers under the race detector, would make replicas report
+// themselves critical, and meshes of fifty peers should spend their CPU
+// on what the test exercises (tests of saturation set their own).
 func testPeerConfig(t testing.TB) PeerConfig {
 	return PeerConfig{
-		Mesh:       testConfig(t),
-		Logger:     testLogger(t),
-		Names:      routing.NamesConfig{CacheTTL: 100 * time.Millisecond},
-		Saturation: SaturationConfig{Interval: time.Minute},
+		Mesh:   testConfig(t),
+		Logger: testLogger(t),
+		Names:  routing.NamesConfig{CacheTTL: 100 * time.Millisecond},
+		Saturation: SaturationConfig{
+			Source: saturation.NewStaticSource(saturation.Sample{
+				Disk:   saturation.Space{Free: 50, Total: 100},
+				Memory: saturation.Space{Free: 50, Total: 100},
+			}),
+			Interval: time.Minute,
+		},
 	}
 }
 
