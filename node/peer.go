@@ -52,6 +52,12 @@ type PeerConfig struct {
 	Saturation SaturationConfig
 	// Options are passed to New after the peer's own.
 	Options []Option
+	// Setup, if set, registers the application's handlers and bindings
+	// on the built peer before it lets anything in and before its first
+	// saturation report: a handler registered after Start may miss the
+	// first dispatches, and a binding the first level change. An error
+	// stops the start.
+	Setup func(*Peer) error
 	// Logger receives every part's logs. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -149,6 +155,12 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	if err := p.sat.serve(n); err != nil {
 		p.Close()
 		return nil, err
+	}
+	if cfg.Setup != nil {
+		if err := cfg.Setup(p); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("node: setup: %w", err)
+		}
 	}
 	// Everything is wired: let dispatches in.
 	p.streams.Start(n)

@@ -129,6 +129,11 @@ on standard error); 2 a usage or configuration error.`,
 		GatewayWS:  gateways[keyGatewayWS],
 		Logger:     log,
 	}
+	if command := strings.TrimSpace(s.String(keyOnCritical)); command != "" {
+		// Bound before the first report: a peer already critical when it
+		// starts raises its event then.
+		cfg.Setup = func(p *node.Peer) error { return onCritical(p, command, stderr, log) }
+	}
 	p, err := node.Start(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -139,12 +144,6 @@ on standard error); 2 a usage or configuration error.`,
 			hint = " (another peer on this machine? pass --listen /ip4/0.0.0.0/tcp/0, or other ports and another --data-dir)"
 		}
 		return fail(stderr, "up", exitFail, "cannot start the peer: %v%s", err, hint)
-	}
-	if command := strings.TrimSpace(s.String(keyOnCritical)); command != "" {
-		if err := onCritical(p, command, stderr, log); err != nil {
-			p.Close()
-			return fail(stderr, "up", exitFail, "%v", err)
-		}
 	}
 	printUp(stdout, p, dataDir, cfg)
 	if ready != nil {
