@@ -97,7 +97,7 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 		return dispatch.Errorf(dispatch.ErrNotGateway, "no route to %s: this engine is not connected to a mesh", rest[0])
 	}
 	to := rest[0]
-	if !mayReachClassic(rt.o) {
+	if !fromThisMachine(rt.o) {
 		if t, err := routing.Classify(to); err == nil && t.Kind == routing.Classic {
 			n.stats.forbidden.Add(1)
 			n.warn.Warn("refused to reach a classic engine for a remote origin", "from", rt.o.ID(), "to", to.String())
@@ -125,13 +125,14 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 	return n.forward(ctx, d, rt, next)
 }
 
-// mayReachClassic tells whether dispatches from o may make this peer
-// connect to a classic engine at a host:port: the application and its
-// own origins, and clients of a gateway on this machine. Anyone else —
+// fromThisMachine tells whether o is on this machine: the application
+// and its own origins, and clients of a gateway connected over loopback.
+// Only they may, for example, make this peer connect to a classic engine
+// at a host:port. Anyone else —
 // another peer, a client from the network — could otherwise make the
 // peer open connections to any address, its own loopback included, and
 // write to them.
-func mayReachClassic(o Origin) bool {
+func fromThisMachine(o Origin) bool {
 	lo, ok := o.(*linkOrigin)
 	if !ok {
 		return true

@@ -68,7 +68,7 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 						sinks = map[Origin]bool{}
 					}
 					sinks[sink] = true
-					n.enqueueOrDrop(ctx, m.sub, delivery{in: &Incoming{Dispatch: notificationCopy(d), Params: m.params, From: rt.o.ID()}, rt: replyTo{o: rt.o}, sink: sink, depth: depth})
+					n.enqueueOrDrop(ctx, m.sub, delivery{in: &Incoming{Dispatch: notificationCopy(d), Params: m.params, From: rt.o.ID(), origin: rt.o}, rt: replyTo{o: rt.o}, sink: sink, depth: depth})
 					continue
 				}
 			}
@@ -83,7 +83,7 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 			c = &cc
 			remote = remote || m.sub.handler == nil
 		}
-		answering = append(answering, pending{m.sub, delivery{in: &Incoming{Dispatch: c, Params: m.params, From: rt.o.ID()}, rt: rt, txid: txid, trig: trig, depth: depth}})
+		answering = append(answering, pending{m.sub, delivery{in: &Incoming{Dispatch: c, Params: m.params, From: rt.o.ID(), origin: rt.o}, rt: rt, txid: txid, trig: trig, depth: depth}})
 	}
 	// Remote subscribers answer later and from elsewhere; a lone local
 	// handler answers in the same breath, and then the emitter needs no

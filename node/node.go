@@ -48,7 +48,16 @@ type Incoming struct {
 	Params map[string]string
 	// From is the id of the origin that sent the dispatch.
 	From string
+
+	origin Origin
 }
+
+// Local reports whether the dispatch comes from this machine: the
+// application through the Go API, or a client of one of this peer's
+// gateways connected over loopback. Resources that act on the machine or
+// on the peer itself (its connections, its names, its load) serve only
+// local dispatches; see LocalOnly.
+func (in *Incoming) Local() bool { return in.origin == nil || fromThisMachine(in.origin) }
 
 // Node is a JSTP engine. Its methods are safe for concurrent use.
 type Node struct {
@@ -184,6 +193,21 @@ type HandleOption func(*subscription)
 // would stall that link until its deadline. A handler that turns slow is
 // sent back to the workers by its average.
 func Inline() HandleOption { return func(s *subscription) { s.inline = true } }
+
+// LocalOnly answers 403 to dispatches that do not come from this machine
+// (Incoming.Local) instead of running the handler: for resources through
+// which an outsider could use the peer against its own machine.
+func LocalOnly() HandleOption {
+	return func(s *subscription) {
+		h := s.handler
+		s.handler = func(ctx context.Context, in *Incoming) (any, error) {
+			if !in.Local() {
+				return nil, dispatch.Errorf(dispatch.ErrForbidden, "%s is served to clients on this machine only", strings.Join(in.Dispatch.ResourceText(), "/"))
+			}
+			return h(ctx, in)
+		}
+	}
+}
 
 // Bind binds an observer to ep. It receives matching dispatches one at a
 // time, in order; when an answer is wanted it answers 200 once fn returns.

@@ -245,6 +245,6 @@ func (s *peerSaturation) serve(n *Node) error {
 			return nil, dispatch.Errorf(dispatch.ErrBadDispatch, "%v", err)
 		}
 		return s.meter.Report(), nil
-	}, Inline())
+	}, Inline(), LocalOnly())
 	return err
 }

@@ -80,3 +80,26 @@ func TestWebSocketGatewayChecksOrigin(t *testing.T) {
 		}
 	}
 }
+
+// Another peer cannot set this peer's load: PUT ["saturation", "metrics",
+// NAME] answers it 403 and the metric is not set, while the same PUT from
+// the application goes through.
+func TestRemoteCannotSetMetrics(t *testing.T) {
+	a, b := gatewayPair(t)
+	put := dispatch.New(dispatch.PUT, "saturation", "metrics", "queue")
+	put.Body = []byte(`{"value": 99, "capacity": 100}`)
+	put.Host = []dispatch.Host{hostOf(b)}
+	if as := request(t, a, put); len(as) != 1 || codeOf(t, as[0]) != 403 {
+		t.Fatalf("remote PUT: answers %v, want one 403", as)
+	}
+	if _, ok := b.sat.view().Self.Saturation["queue"]; ok {
+		t.Fatal("a remote peer set b's metric")
+	}
+	put.Host = nil
+	if as := request(t, b, put); len(as) != 1 || codeOf(t, as[0]) != 200 {
+		t.Fatalf("local PUT: answers %v, want one 200", as)
+	}
+	if _, ok := b.sat.view().Self.Saturation["queue"]; !ok {
+		t.Fatal("the application's PUT did not set the metric")
+	}
+}
