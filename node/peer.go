@@ -44,6 +44,9 @@ type PeerConfig struct {
 	// routing.HotCold over this peer's signals: saturation reports,
 	// requests in flight and answer latency per replica).
 	Chooser routing.Chooser
+	// Balance names the replica policy (routing.PolicyNames) used when
+	// Chooser is nil. Default: routing.DefaultPolicy.
+	Balance string
 	// DataDir is the peer's data directory; the saturation reports
 	// measure the free space of its filesystem. Default: the system's
 	// temporary directory.
@@ -99,6 +102,9 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 			return nil, fmt.Errorf("node: provide %q: %w", name, err)
 		}
 	}
+	if _, err := routing.Policy(cfg.Balance, nil); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	h, err := mesh.New(ctx, cfg.Mesh)
 	if err != nil {
 		return nil, err
@@ -107,7 +113,7 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	p.Names = routing.NewNames(h.DHT(), cfg.Names)
 	chooser := cfg.Chooser
 	if chooser == nil {
-		chooser = routing.HotCold{Signals: p}
+		chooser, _ = routing.Policy(cfg.Balance, p) // checked above
 	}
 	p.router = routing.NewRouter(p.Names, chooser)
 	dec := dispatch.Decoder{Quirks: true}
@@ -264,6 +270,7 @@ func (p *Peer) Replica(id peer.ID) routing.Replica {
 			r.Reported = true
 			r.Critical = e.Report.Level == saturation.LevelCritical
 			r.Headroom = e.Report.Headroom
+			r.Capacity = e.Report.Capacity
 			r.InFlight += e.Report.InFlight
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,11 @@ type SaturationConfig struct {
 	// saturation.DefaultInterval (2 s). It publishes its report at once on
 	// a significant change, and otherwise every HeartbeatEvery intervals.
 	Interval time.Duration
+	// Capacity is the capacity the peer declares to the others: how much
+	// work it can do relative to the other replicas of its names, which
+	// weighted replica policies share requests by. Default: the number
+	// of CPUs this process may use.
+	Capacity float64
 }
 
 // HeartbeatEvery is how many sampling intervals pass between two reports
@@ -74,6 +80,10 @@ func newPeerSaturation(ctx context.Context, p *Peer, cfg SaturationConfig, dataD
 	if cfg.Interval <= 0 {
 		cfg.Interval = saturation.DefaultInterval
 	}
+	capacity := cfg.Capacity
+	if capacity == 0 {
+		capacity = float64(runtime.GOMAXPROCS(0))
+	}
 	s := &peerSaturation{p: p, interval: HeartbeatEvery * cfg.Interval, log: log.With("component", "saturation")}
 	m, err := saturation.NewMeter(p.Host.ID().String(), src,
 		saturation.WithInterval(cfg.Interval),
@@ -85,6 +95,7 @@ func newPeerSaturation(ctx context.Context, p *Peer, cfg SaturationConfig, dataD
 			}
 		}),
 		saturation.WithLogger(log),
+		saturation.WithCapacity(capacity),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("node: saturation: %w", err)

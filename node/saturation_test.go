@@ -3,11 +3,14 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/internal/poll"
+	"github.com/jstp-peer/jstp-peer/routing"
 	"github.com/jstp-peer/jstp-peer/saturation"
 )
 
@@ -184,5 +187,96 @@ func TestCriticalIsAnEvent(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("%d of 2 events (c's own, and a's on hearing it)", got)
 		}
+	}
+}
+
+// Three replicas whose capacities are 1:2:4 — as many requests served at
+// once, each taking the same time — share a steady load in proportion,
+// with the default policy (which sees requests in flight and latency)
+// as with weighted random (which sees the capacity they declare).
+func TestCapacitySharesOneTwoFour(t *testing.T) {
+	for _, policy := range []string{routing.PolicyHotCold, routing.PolicyWeightedRandom} {
+		t.Run(policy, func(t *testing.T) {
+			a := newTestPeer(t, nil, fastReports, func(c *PeerConfig) { c.Balance = policy })
+			caps := []int{1, 2, 4}
+			ids := make([]string, len(caps))
+			for i, c := range caps {
+				p := newTestPeer(t, a, fastReports, func(pc *PeerConfig) {
+					pc.Provide = []string{"work.test"}
+					pc.Saturation.Capacity = float64(c)
+				})
+				ids[i] = p.Host.ID().String()
+				workers := make(chan struct{}, c)
+				id := ids[i]
+				if _, err := p.Node.Handle(ep("GET", "work"), func(ctx context.Context, _ *Incoming) (any, error) {
+					workers <- struct{}{}
+					defer func() { <-workers }()
+					// The service time of one request: the model of a
+					// replica's work, not a wait for anything.
+					time.Sleep(3 * time.Millisecond)
+					return id, nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			poll.Until(t, 30*time.Second, "a to resolve every replica and hear their capacities", func() bool {
+				ps, err := a.Names.Resolve(t.Context(), "work.test")
+				if err != nil || len(ps) != 3 {
+					return false
+				}
+				for _, p := range ps {
+					if a.Replica(p.ID).Capacity == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			const clients, each = 14, 60
+			served := make(chan string, clients*each)
+			errs := make(chan error, clients)
+			for range clients {
+				go func() {
+					for range each {
+						req := dispatch.New("GET", "work")
+						req.Host = []dispatch.Host{{Name: "work.test"}}
+						ch, err := a.Node.Request(t.Context(), req)
+						if err != nil {
+							errs <- err
+							return
+						}
+						var as []*dispatch.Dispatch
+						for d := range ch {
+							as = append(as, d)
+						}
+						if code, _, _, _ := as[0].AnswerInfo(); len(as) != 1 || code != 200 {
+							errs <- fmt.Errorf("answers %v", as)
+							return
+						}
+						var who string
+						json.Unmarshal(as[0].Body, &who)
+						served <- who
+					}
+					errs <- nil
+				}()
+			}
+			for range clients {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			close(served)
+			count := map[string]float64{}
+			for who := range served {
+				count[who]++
+			}
+			for i, c := range caps {
+				share := count[ids[i]] / (clients * each)
+				want := float64(c) / 7
+				t.Logf("capacity %d: share %.3f (want %.3f)", c, share, want)
+				if math.Abs(share-want) > 0.1 {
+					t.Errorf("capacity %d served %.3f of the requests, want %.3f ± 0.1", c, share, want)
+				}
+			}
+		})
 	}
 }

@@ -16,6 +16,9 @@ type Replica struct {
 	Reported bool
 	Critical bool
 	Headroom float64
+	// Capacity is what the replica declares it can do relative to the
+	// others (zero: undeclared).
+	Capacity float64
 	// InFlight is this peer's requests waiting for the replica plus those
 	// the replica last reported having.
 	InFlight int64
@@ -38,7 +41,8 @@ const DefaultSample = 3
 // samples a few replicas at random (DefaultSample) among those not
 // reported critical; in the sample, replicas with more requests in flight
 // than the sample's median are hot, and the cold one with the lowest
-// latency wins (one with none measured yet wins first, so new replicas are
+// expected wait wins — its latency times its requests in flight plus one
+// (one with no latency measured yet wins first, so new replicas are
 // tried). The rest follow in random order, critical replicas last: they
 // are still tried when nothing else answers.
 //
@@ -104,7 +108,7 @@ func (h HotCold) Order(_ string, ps []peer.AddrInfo) []peer.AddrInfo {
 }
 
 // pickCold returns the sampled replica to use: among those with no more
-// requests in flight than the sample's median, the lowest latency.
+// requests in flight than the sample's median, the lowest expected wait.
 func pickCold(sample []int, info []Replica) int {
 	rifs := make([]int64, len(sample))
 	for k, i := range sample {
@@ -124,12 +128,21 @@ func pickCold(sample []int, info []Replica) int {
 	return best
 }
 
+// better compares two cold replicas by the wait a request can expect:
+// the replica's latency times the requests ahead of it, plus one (as
+// Envoy's and Linkerd's peak-EWMA do). Latency alone would starve a
+// replica once it was slow: it gets no requests, so its average never
+// learns that it has emptied its queue.
 func better(a, b Replica) bool {
-	if a.Latency != b.Latency {
-		return a.Latency < b.Latency
+	if ca, cb := cost(a), cost(b); ca != cb {
+		return ca < cb
 	}
 	if a.InFlight != b.InFlight {
 		return a.InFlight < b.InFlight
 	}
 	return a.Headroom > b.Headroom
+}
+
+func cost(r Replica) float64 {
+	return float64(r.Latency) * float64(r.InFlight+1)
 }

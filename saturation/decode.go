@@ -43,6 +43,7 @@ type wireReport struct {
 	InFlight   *int64             `json:"rif"`
 	Headroom   *float64           `json:"headroom"`
 	Level      *string            `json:"level"`
+	Capacity   float64            `json:"cap"`
 }
 
 type wireMetric struct {
@@ -188,6 +189,7 @@ func (w *wireReport) report() (*Report, error) {
 		InFlight:   *w.InFlight,
 		Headroom:   *w.Headroom,
 		Level:      level,
+		Capacity:   w.Capacity,
 	}
 	if len(w.Names) > 0 {
 		r.Names = w.Names

@@ -272,6 +272,7 @@ func (m *Meter) Report() Report {
 		InFlight:   max(load.InFlight, 0),
 		Headroom:   round4(Headroom(sat)),
 		Level:      m.level,
+		Capacity:   m.cfg.capacity,
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.metrics)) {
 		r.Metrics = append(r.Metrics, m.metrics[name].Metric)

@@ -32,6 +32,8 @@ const (
 	MaxMetrics = 16
 	// MaxNames bounds the service names one report announces.
 	MaxNames = 16
+	// MaxCapacity bounds a declared capacity (Report.Capacity).
+	MaxCapacity = 1 << 20
 	// MaxMetricNameLen bounds a metric name, in bytes.
 	MaxMetricNameLen = 64
 	// MaxServiceNameLen bounds one provided service name, in bytes.

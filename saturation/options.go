@@ -31,6 +31,7 @@ type meterConfig struct {
 	delta      float64
 	onChange   func(Change)
 	logger     *slog.Logger
+	capacity   float64
 }
 
 func defaultMeterConfig() meterConfig {
@@ -150,6 +151,20 @@ func WithLogger(l *slog.Logger) MeterOption {
 			return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
 		}
 		c.logger = l
+		return nil
+	}
+}
+
+// WithCapacity sets the capacity the reports declare (Report.Capacity):
+// how much work the peer can do relative to the other replicas of its
+// names. Default: zero, undeclared. It must be finite and in
+// [0, MaxCapacity].
+func WithCapacity(c float64) MeterOption {
+	return func(cfg *meterConfig) error {
+		if !isFinite(c) || c < 0 || c > MaxCapacity {
+			return fmt.Errorf("%w: capacity %v outside [0,%d]", ErrInvalidConfig, c, MaxCapacity)
+		}
+		cfg.capacity = c
 		return nil
 	}
 }

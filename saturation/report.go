@@ -65,6 +65,11 @@ type Report struct {
 	Headroom float64 `json:"headroom"`
 	// Level is the peer's own level, with its thresholds and hysteresis.
 	Level Level `json:"level"`
+	// Capacity is how much work the peer declares it can do, relative to
+	// the other replicas of its names (its operator's choice; by default
+	// its number of CPUs). Weighted policies share requests by it; zero
+	// means undeclared.
+	Capacity float64 `json:"cap,omitempty"`
 }
 
 // Timestamp returns Time as a time.Time.
@@ -130,6 +135,9 @@ func (r *Report) Validate() error {
 	}
 	if !isFinite(r.Headroom) || r.Headroom < 0 || r.Headroom > 1 {
 		return fmt.Errorf("%w: headroom %v outside [0,1]", ErrReportInvalid, r.Headroom)
+	}
+	if !isFinite(r.Capacity) || r.Capacity < 0 || r.Capacity > MaxCapacity {
+		return fmt.Errorf("%w: capacity %v outside [0,%d]", ErrReportInvalid, r.Capacity, MaxCapacity)
 	}
 	if r.Level > LevelCritical {
 		return fmt.Errorf("%w: %v", ErrReportInvalid, r.Level)

@@ -66,6 +66,7 @@ func TestLargestReportFits(t *testing.T) {
 		InFlight:   maxSafeInt,
 		Headroom:   0.12345678901234568,
 		Level:      LevelCritical,
+		Capacity:   MaxCapacity - 0.12345678901234568,
 	}
 	for i := range MaxNames {
 		// Quotes and U+2028 both double in JSON; the index keeps names distinct.
@@ -156,6 +157,9 @@ func TestDecodeReportRejects(t *testing.T) {
 		{name: "headroom above 1", mutate: set("headroom", 1.5), want: ErrReportInvalid},
 		{name: "negative headroom", mutate: set("headroom", -0.1), want: ErrReportInvalid},
 		{name: "negative rif", mutate: set("rif", -1), want: ErrReportInvalid},
+		{name: "negative capacity", mutate: set("cap", -1), want: ErrReportInvalid},
+		{name: "absurd capacity", mutate: set("cap", 1e300), want: ErrReportInvalid},
+		{name: "capacity as a string", mutate: set("cap", "4"), want: ErrReportSyntax},
 		{name: "rif beyond 2^53", mutate: set("rif", int64(1)<<53), want: ErrReportInvalid},
 		{name: "unknown level", mutate: set("level", "panic"), want: ErrReportInvalid},
 		{name: "uppercase level", mutate: set("level", "OK"), want: ErrReportInvalid},
