@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"sync"
 	"time"
 
@@ -103,7 +104,7 @@ func NewReplayGuard(opts ...ReplayOption) *ReplayGuard {
 // skew or it was recorded before. An unsigned dispatch fails with
 // ErrUnsigned, a malformed signature header with ErrBadSignature.
 func (g *ReplayGuard) Check(author peer.ID, d *dispatch.Dispatch) error {
-	_, sig, err := signatureOf(d)
+	_, sig, _, err := signatureOf(d)
 	if err != nil {
 		return err
 	}
@@ -111,20 +112,36 @@ func (g *ReplayGuard) Check(author peer.ID, d *dispatch.Dispatch) error {
 	h.Write([]byte(author))
 	h.Write([]byte{0})
 	h.Write(sig)
+	return g.record(h, d.Timestamp, "dispatch by "+author.String())
+}
+
+// CheckSealed records a dispatch sealed in a session (OpenSession), by its
+// session id and nonce, like Check: it fails with ErrReplay when its
+// timestamp is outside the skew or it was recorded before.
+func (g *ReplayGuard) CheckSealed(sessionID, nonce string, timestamp int64) error {
+	h := sha256.New()
+	h.Write([]byte("session\x00"))
+	h.Write([]byte(sessionID))
+	h.Write([]byte{0})
+	h.Write([]byte(nonce))
+	return g.record(h, timestamp, "sealed dispatch of session "+sessionID)
+}
+
+func (g *ReplayGuard) record(h hash.Hash, timestamp int64, what string) error {
 	var key replayKey
 	h.Sum(key[:0])
 
 	now := g.now().UnixMilli()
 	skew := g.skew.Milliseconds()
-	if d.Timestamp < now-skew || d.Timestamp > now+skew {
-		return fmt.Errorf("%w: timestamp %d is more than %s from this engine's clock (%d)", ErrReplay, d.Timestamp, g.skew, now)
+	if timestamp < now-skew || timestamp > now+skew {
+		return fmt.Errorf("%w: timestamp %d is more than %s from this engine's clock (%d)", ErrReplay, timestamp, g.skew, now)
 	}
 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.expire(now)
 	if _, dup := g.seen[key]; dup {
-		return fmt.Errorf("%w: dispatch by %s seen before", ErrReplay, author)
+		return fmt.Errorf("%w: %s seen before", ErrReplay, what)
 	}
 	for len(g.seen) >= g.max {
 		old := heap.Pop(&g.byExp).(replayEntry)
@@ -132,7 +149,7 @@ func (g *ReplayGuard) Check(author peer.ID, d *dispatch.Dispatch) error {
 		g.evicted++
 	}
 	g.seen[key] = struct{}{}
-	heap.Push(&g.byExp, replayEntry{exp: d.Timestamp + skew, key: key})
+	heap.Push(&g.byExp, replayEntry{exp: timestamp + skew, key: key})
 	return nil
 }
 

@@ -83,9 +83,13 @@ type SealedHeaderValue struct {
 	CT  string `json:"ct"`
 }
 
-// IsSealed reports whether d carries a "sealed" header.
+// IsSealed reports whether d carries a "sealed" or a "sealed-session"
+// header.
 func IsSealed(d *dispatch.Dispatch) bool {
-	_, ok := d.Extra[SealedHeader]
+	if _, ok := d.Extra[SealedHeader]; ok {
+		return true
+	}
+	_, ok := d.Extra[SessionHeader]
 	return ok
 }
 
@@ -217,6 +221,12 @@ func Open(sk *SealingKey, self peer.ID, d *dispatch.Dispatch) error {
 		// an attacker probing the key.
 		return fmt.Errorf("%w: does not open (sealed to another peer or key, moved to another dispatch, or altered)", ErrBadSeal)
 	}
+	return restore(d, plain)
+}
+
+// restore replaces the readable dispatch d with the plaintext it carried,
+// checked, keeping d's routing headers.
+func restore(d *dispatch.Dispatch, plain []byte) error {
 	// The ciphertext came inside a dispatch that passed the size limit,
 	// so the plaintext, shorter, is held to that and no more.
 	inner, err := dispatch.Decoder{MaxSize: len(plain) + 1}.Decode(plain)

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -48,21 +49,33 @@ const MaxSignatureHeader = 1 << 10
 // multihash, "12D3KooW…"; the CID form is accepted on input). Only peer
 // ids that embed their public key (identity multihash) can be verified
 // without a lookup, and of those only Ed25519 ones are accepted. sig is
-// the 64-byte Ed25519 signature in unpadded base64url (RFC 4648 §5).
-// Members other than these three are refused: nothing in this header is
+// the 64-byte Ed25519 signature in unpadded base64url (RFC 4648 §5);
+// hdrs, optional, the extension headers it covers (below).
+// Members other than these four are refused: nothing in this header is
 // covered by the signature, so nothing else in it could be trusted.
 //
 // The signed message is SignatureDomain followed by the RFC 8785
 // canonical form (dispatch.CanonicalJSON) of the dispatch's encoding
-// without the headers that gateways rewrite or that cannot sign
-// themselves: "host", "hops", "via" and "signature". Everything else is
-// covered, including protocol, timestamp, token, body and every unknown
-// header (a "sealed" header too, when a sealed dispatch is signed).
+// without what gateways and other engines rewrite: "host", "token"
+// (classic engines give each hop its own transaction id), "hops", "via",
+// and "signature" itself; and with only the extension headers hdrs
+// lists (all of the author's, sorted). Protocol, method, resource or
+// endpoint, timestamp and body are covered. An engine on the way may add
+// headers (the Node.js engine adds "referer"): VerifyAndTrim drops what
+// the signature does not cover, so handlers never take an added header
+// for the author's. Removing or changing a covered one voids it.
+//
+//	"signature": {"alg": "ed25519", "author": "…", "sig": "…", "hdrs": ["note"]}
 type SignatureHeaderValue struct {
 	Alg    string `json:"alg"`
 	Author string `json:"author"`
 	Sig    string `json:"sig"`
+	// Headers are the extension headers the signature covers, sorted.
+	Headers []string `json:"hdrs,omitempty"`
 }
+
+// MaxSignedHeaders bounds the extension headers one signature covers.
+const MaxSignedHeaders = 64
 
 // Sign signs d with key, an Ed25519 libp2p private key, and sets its
 // "signature" header, replacing any there. Sign before sealing: the
@@ -78,7 +91,11 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 	if err != nil {
 		return fmt.Errorf("identity: sign: %w", err)
 	}
-	msg, err := signedMessage(d)
+	hdrs := coverable(d.Extra)
+	if len(hdrs) > MaxSignedHeaders {
+		return fmt.Errorf("identity: sign: %d extension headers, at most %d are signed", len(hdrs), MaxSignedHeaders)
+	}
+	msg, err := signedMessage(d, hdrs)
 	if err != nil {
 		return fmt.Errorf("identity: sign: %w", err)
 	}
@@ -87,9 +104,10 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 		return fmt.Errorf("identity: sign: %w", err)
 	}
 	raw, err := json.Marshal(SignatureHeaderValue{
-		Alg:    SignatureAlgorithm,
-		Author: author.String(),
-		Sig:    base64.RawURLEncoding.EncodeToString(sig),
+		Alg:     SignatureAlgorithm,
+		Author:  author.String(),
+		Sig:     base64.RawURLEncoding.EncodeToString(sig),
+		Headers: hdrs,
 	})
 	if err != nil {
 		return fmt.Errorf("identity: sign: %w", err)
@@ -109,7 +127,7 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 // ErrBadSignature for every other failure. Both map to 401. A verified
 // dispatch may still be a replay; see ReplayGuard.
 func Verify(d *dispatch.Dispatch) (peer.ID, error) {
-	author, sig, err := signatureOf(d)
+	author, sig, hdrs, err := signatureOf(d)
 	if err != nil {
 		return "", err
 	}
@@ -119,7 +137,7 @@ func Verify(d *dispatch.Dispatch) (peer.ID, error) {
 		// Verify stays self-contained, and peers here use Ed25519.
 		return "", fmt.Errorf("%w: author %s does not embed an Ed25519 public key", ErrBadSignature, author)
 	}
-	msg, err := signedMessage(d)
+	msg, err := signedMessage(d, hdrs)
 	if err != nil {
 		// %v: the cause's own code (400) must not win over 401.
 		return "", fmt.Errorf("%w: no canonical form: %v", ErrBadSignature, err)
@@ -131,25 +149,46 @@ func Verify(d *dispatch.Dispatch) (peer.ID, error) {
 	return author, nil
 }
 
+// VerifyAndTrim is Verify, and then drops from d the extension headers
+// its signature does not cover (routing headers excepted), which some
+// engine on the way added: a handler must not take them for the
+// author's.
+func VerifyAndTrim(d *dispatch.Dispatch) (peer.ID, error) {
+	author, err := Verify(d)
+	if err != nil {
+		return "", err
+	}
+	_, _, hdrs, _ := signatureOf(d)
+	for k := range d.Extra {
+		if routingOrSignature(k) {
+			continue
+		}
+		if _, ok := slices.BinarySearch(hdrs, k); !ok {
+			delete(d.Extra, k)
+		}
+	}
+	return author, nil
+}
+
 // signatureOf parses d's signature header.
-func signatureOf(d *dispatch.Dispatch) (peer.ID, []byte, error) {
+func signatureOf(d *dispatch.Dispatch) (peer.ID, []byte, []string, error) {
 	raw, ok := d.Extra[SignatureHeader]
 	if !ok {
-		return "", nil, ErrUnsigned
+		return "", nil, nil, ErrUnsigned
 	}
 	h, err := ParseSignatureHeader(raw)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	author, err := peer.Decode(h.Author)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: author is not a peer id", ErrBadSignature)
+		return "", nil, nil, fmt.Errorf("%w: author is not a peer id", ErrBadSignature)
 	}
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(h.Sig)
 	if err != nil || len(sig) != 64 {
-		return "", nil, fmt.Errorf("%w: sig is not 64 bytes of unpadded base64url", ErrBadSignature)
+		return "", nil, nil, fmt.Errorf("%w: sig is not 64 bytes of unpadded base64url", ErrBadSignature)
 	}
-	return author, sig, nil
+	return author, sig, h.Headers, nil
 }
 
 // ParseSignatureHeader parses a "signature" header's raw value, bounded
@@ -160,8 +199,16 @@ func ParseSignatureHeader(raw []byte) (*SignatureHeaderValue, error) {
 		return nil, fmt.Errorf("%w: header is %d bytes, over the limit of %d", ErrBadSignature, len(raw), MaxSignatureHeader)
 	}
 	var h SignatureHeaderValue
-	if err := decodeObject(raw, map[string]any{"alg": &h.Alg, "author": &h.Author, "sig": &h.Sig}); err != nil {
+	if err := decodeObject(raw, map[string]any{"alg": &h.Alg, "author": &h.Author, "sig": &h.Sig, "hdrs": &h.Headers}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	if len(h.Headers) > MaxSignedHeaders {
+		return nil, fmt.Errorf("%w: %d signed headers, at most %d", ErrBadSignature, len(h.Headers), MaxSignedHeaders)
+	}
+	for i, name := range h.Headers {
+		if routingOrSignature(name) || (i > 0 && name <= h.Headers[i-1]) {
+			return nil, fmt.Errorf("%w: hdrs must list extension headers, sorted, once each", ErrBadSignature)
+		}
 	}
 	if h.Alg != SignatureAlgorithm {
 		return nil, fmt.Errorf("%w: algorithm %q, want %q", ErrBadSignature, clip(h.Alg), SignatureAlgorithm)
@@ -173,11 +220,26 @@ func ParseSignatureHeader(raw []byte) (*SignatureHeaderValue, error) {
 }
 
 // signedMessage is SignatureDomain followed by the canonical form of d
-// without its routing headers and its signature.
-func signedMessage(d *dispatch.Dispatch) ([]byte, error) {
+// without what gateways rewrite — its host chain, its token (classic
+// engines give each hop its own transaction id) and the routing headers —
+// and with only the extension headers hdrs, which must all be there: an
+// engine on the way may add headers of its own (the Node.js engine adds
+// "referer"), but not remove the author's.
+func signedMessage(d *dispatch.Dispatch, hdrs []string) ([]byte, error) {
 	s := *d
 	s.Host = nil
-	s.Extra = withoutHeaders(d.Extra, SignatureHeader, HopsHeader, ViaHeader)
+	s.Token = nil
+	s.Extra = nil
+	if len(hdrs) > 0 {
+		s.Extra = make(map[string]json.RawMessage, len(hdrs))
+		for _, name := range hdrs {
+			v, ok := d.Extra[name]
+			if !ok {
+				return nil, fmt.Errorf("signed header %q is missing", clip(name))
+			}
+			s.Extra[name] = v
+		}
+	}
 	canon, err := s.Canonical()
 	if err != nil {
 		return nil, err
@@ -185,6 +247,27 @@ func signedMessage(d *dispatch.Dispatch) ([]byte, error) {
 	msg := make([]byte, 0, len(SignatureDomain)+len(canon))
 	msg = append(msg, SignatureDomain...)
 	return append(msg, canon...), nil
+}
+
+// coverable lists, sorted, the extension headers a signature covers: all
+// but the routing headers and the signature itself.
+func coverable(extra map[string]json.RawMessage) []string {
+	var out []string
+	for k := range extra {
+		if !routingOrSignature(k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func routingOrSignature(name string) bool {
+	switch name {
+	case SignatureHeader, HopsHeader, ViaHeader, "host", "token":
+		return true
+	}
+	return false
 }
 
 // withoutHeaders returns extra without the named headers, sharing extra

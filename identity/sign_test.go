@@ -106,15 +106,37 @@ func TestVerifyRejectsTampering(t *testing.T) {
 	key, _ := newIdentity(t)
 	otherKey, otherID := newIdentity(t)
 	tamper := map[string]func(d *dispatch.Dispatch){
-		"body":       func(d *dispatch.Dispatch) { d.Body = json.RawMessage(`{"item":"poison"}`) },
-		"token":      func(d *dispatch.Dispatch) { d.Token[0] = "00000000-0000-0000-0000-000000000000" },
-		"token gone": func(d *dispatch.Dispatch) { d.Token = nil },
-		"resource":   func(d *dispatch.Dispatch) { d.Resource[1] = json.Number("98") },
-		"method":     func(d *dispatch.Dispatch) { d.Method = dispatch.DELETE },
-		"timestamp":  func(d *dispatch.Dispatch) { d.Timestamp++ },
-		"protocol":   func(d *dispatch.Dispatch) { d.Protocol = []string{"JSTP", "0.5"} },
-		"new header": func(d *dispatch.Dispatch) {
-			d.Extra["referer"] = json.RawMessage(`"x"`)
+		"body":      func(d *dispatch.Dispatch) { d.Body = json.RawMessage(`{"item":"poison"}`) },
+		"resource":  func(d *dispatch.Dispatch) { d.Resource[1] = json.Number("98") },
+		"method":    func(d *dispatch.Dispatch) { d.Method = dispatch.DELETE },
+		"timestamp": func(d *dispatch.Dispatch) { d.Timestamp++ },
+		"protocol":  func(d *dispatch.Dispatch) { d.Protocol = []string{"JSTP", "0.5"} },
+		"signed header removed": func(d *dispatch.Dispatch) {
+			ensureExtra(d)
+			d.Extra["note"] = json.RawMessage(`"x"`)
+			if err := Sign(key, d); err != nil {
+				t.Fatal(err)
+			}
+			delete(d.Extra, "note")
+		},
+		"signed header changed": func(d *dispatch.Dispatch) {
+			ensureExtra(d)
+			d.Extra["note"] = json.RawMessage(`"x"`)
+			if err := Sign(key, d); err != nil {
+				t.Fatal(err)
+			}
+			d.Extra["note"] = json.RawMessage(`"y"`)
+		},
+		"hdrs shortened": func(d *dispatch.Dispatch) {
+			ensureExtra(d)
+			d.Extra["note"] = json.RawMessage(`"x"`)
+			if err := Sign(key, d); err != nil {
+				t.Fatal(err)
+			}
+			var h SignatureHeaderValue
+			_ = json.Unmarshal(d.Extra[SignatureHeader], &h)
+			h.Headers = nil
+			d.Extra[SignatureHeader], _ = json.Marshal(h)
 		},
 		"author swapped": func(d *dispatch.Dispatch) {
 			setSigField(t, d, "author", otherID.String())
@@ -245,5 +267,38 @@ func TestSignCoversUnknownHeadersAndExceptions(t *testing.T) {
 	d.Extra["x-app"] = json.RawMessage(`{"b":1,"a":3}`)
 	if _, err := Verify(d); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("changed unknown header: err = %v", err)
+	}
+}
+
+// What gateways and other engines rewrite does not void a signature: the
+// token (classic engines give each hop its own transaction id), and
+// headers they add, which VerifyAndTrim then drops.
+func TestSignatureSurvivesRewrites(t *testing.T) {
+	key, id := newIdentity(t)
+	d := sample(t)
+	if d.Extra == nil {
+		d.Extra = map[string]json.RawMessage{}
+	}
+	d.Extra["note"] = json.RawMessage(`"signed"`)
+	if err := Sign(key, d); err != nil {
+		t.Fatal(err)
+	}
+	d.Token = []any{"hop-label.1", "trig"}
+	d.Extra["referer"] = json.RawMessage(`[]`)
+	got, err := VerifyAndTrim(d)
+	if err != nil || got != id {
+		t.Fatalf("after rewrites: %s, %v", got, err)
+	}
+	if _, ok := d.Extra["referer"]; ok {
+		t.Fatal("an added header was kept")
+	}
+	if string(d.Extra["note"]) != `"signed"` {
+		t.Fatal("a signed header was dropped")
+	}
+}
+
+func ensureExtra(d *dispatch.Dispatch) {
+	if d.Extra == nil {
+		d.Extra = map[string]json.RawMessage{}
 	}
 }

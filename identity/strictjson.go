@@ -46,9 +46,13 @@ func decodeObject(raw []byte, members map[string]any) error {
 		return errors.New("trailing data after the object")
 	}
 	for name := range members {
-		if !seen[name] {
+		if !seen[name] && !optional[name] {
 			return fmt.Errorf("missing member %q", name)
 		}
 	}
 	return nil
 }
+
+// optional are the members decodeObject does not require: "hdrs" of a
+// signature, which a dispatch without extension headers leaves out.
+var optional = map[string]bool{"hdrs": true}
