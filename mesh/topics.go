@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -30,6 +31,28 @@ type Topics struct {
 	closed  bool
 	topics  map[string]*pubsub.Topic
 	watched map[string]*topicMembers
+
+	published, publishFailed, received, refused atomic.Uint64
+}
+
+// TopicStats counts the gossip messages Topics handled since it started.
+type TopicStats struct {
+	Published     uint64 `json:"published"`
+	PublishFailed uint64 `json:"publishFailed"`
+	Received      uint64 `json:"received"`
+	// Refused counts messages from an author other than the one a
+	// subscription expects.
+	Refused uint64 `json:"refused"`
+}
+
+// Stats returns the counts.
+func (g *Topics) Stats() TopicStats {
+	return TopicStats{
+		Published:     g.published.Load(),
+		PublishFailed: g.publishFailed.Load(),
+		Received:      g.received.Load(),
+		Refused:       g.refused.Load(),
+	}
 }
 
 // NewTopics returns Topics on ps.
@@ -89,8 +112,10 @@ func (g *Topics) Publish(ctx context.Context, topic string, data []byte) error {
 		return err
 	}
 	if err := t.Publish(ctx, data); err != nil {
+		g.publishFailed.Add(1)
 		return fmt.Errorf("mesh: publish on %s: %w", topic, err)
 	}
+	g.published.Add(1)
 	return nil
 }
 
@@ -101,6 +126,7 @@ func (g *Topics) Publish(ctx context.Context, topic string, data []byte) error {
 func (g *Topics) Subscribe(topic string, author peer.ID, deliver func(data []byte)) (cancel func(), err error) {
 	return g.subscribe(topic, func(from peer.ID, data []byte) {
 		if from != author {
+			g.refused.Add(1)
 			g.log.Info("dropped message from another author", "topic", topic, "author", from)
 			return
 		}
@@ -149,6 +175,7 @@ func (g *Topics) read(sub *pubsub.Subscription, deliver func(peer.ID, []byte)) {
 			}
 			return
 		}
+		g.received.Add(1)
 		deliver(msg.GetFrom(), msg.Data)
 	}
 }
