@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/jstp-peer/jstp-peer/internal/webui/assets"
 )
 
 // Default gateway addresses. 33333 is the customary JSTP port; both
@@ -173,9 +176,19 @@ func (g *Gateway) acceptTCP() {
 	}
 }
 
+// ClientPath is where the WebSocket gateway serves the browser client,
+// an ES module (docs/browser.md), to plain GET requests.
+const ClientPath = "/jstp.js"
+
 // serveWS accepts an upgrade on any path, as the Node engine does, from
-// pages of the allowed origins only (GatewayConfig.OriginPatterns).
+// pages of the allowed origins only (GatewayConfig.OriginPatterns). A
+// plain GET of ClientPath gets the browser client, so a page can import
+// it from the peer it talks to.
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == ClientPath && r.Header.Get("Upgrade") == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		serveClient(w)
+		return
+	}
 	// Handlers run on the HTTP server's goroutines, which Close does not
 	// wait for: count this one before it starts any of its own, or it
 	// could add to the WaitGroup after Close's Wait returned.
@@ -208,6 +221,20 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	case <-c.done:
 	case <-g.ctx.Done():
 	}
+}
+
+// serveClient writes the browser client. It is public code: any origin
+// may import it (the module is fetched with CORS), while the WebSocket
+// itself still admits only the allowed origins.
+func serveClient(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", assets.ClientType)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(assets.Client)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(assets.Client)
 }
 
 // track remembers a connection until it ends. g.mu must be held.
