@@ -34,6 +34,9 @@ func (n *Node) routeAnswer(ctx context.Context, a *dispatch.Dispatch, rt replyTo
 // emitter's own transaction id and label, unless the ledger refuses it (a
 // second answer for one triggering id, or one after the 504).
 func (n *Node) relay(ctx context.Context, l *ledger, a *dispatch.Dispatch, code int, trig string) {
+	if code == 503 && l.retry != nil && n.retryRefused(ctx, l) {
+		return
+	}
 	l.mu.Lock()
 	var ok bool
 	if code >= 100 && code < 200 {
@@ -47,6 +50,10 @@ func (n *Node) relay(ctx context.Context, l *ledger, a *dispatch.Dispatch, code 
 	done := l.t.done
 	l.mu.Unlock()
 	if ok {
+		if l.sealedTo != "" {
+			a = n.openAnswer(l, a)
+		}
+		n.observeReturned(l, code)
 		n.reply(ctx, l.back, withTransaction(a, l.txid))
 	}
 	if done {
@@ -92,6 +99,7 @@ func (n *Node) routeException(ctx context.Context, x *dispatch.Dispatch, rt repl
 // answered, so a failure cannot echo between engines for ever.
 func (n *Node) answerErr(ctx context.Context, rt replyTo, d *dispatch.Dispatch, err error) {
 	if d != nil && wantsAnswer(d) {
+		n.observeAnswered(d.Method, dispatch.Code(err))
 		n.reply(ctx, rt, dispatch.NewAnswer(dispatch.Code(err), d.TransactionID(), "", jsonString(err.Error())))
 		return
 	}

@@ -70,5 +70,10 @@ func (n *Node) registerBuiltins() error {
 	if err := n.Serve([]string{"peer"}, func(context.Context) (any, error) { return n.Info(), nil }); err != nil {
 		return err
 	}
+	if n.sealing != nil {
+		if err := n.Serve([]string{"identity"}, func(context.Context) (any, error) { return n.sealing.info, nil }); err != nil {
+			return err
+		}
+	}
 	return n.Serve([]string{"subscriptions"}, func(context.Context) (any, error) { return n.Subscriptions(), nil })
 }

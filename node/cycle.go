@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/identity"
 	"github.com/jstp-peer/jstp-peer/mesh"
 	"github.com/jstp-peer/jstp-peer/routing"
 )
@@ -50,6 +51,14 @@ func (n *Node) receive(ctx context.Context, rt replyTo, d *dispatch.Dispatch) {
 		return
 	}
 	n.stats.received.Add(1)
+	n.observeReceived(d)
+	author, err := n.verify(d)
+	if err != nil {
+		n.warn.Warn("refused a dispatch whose signature does not hold", "from", rt.o.ID(), "err", err)
+		n.answerErr(ctx, rt, d, err)
+		return
+	}
+	rt.author = author
 	if err := n.dispatch(ctx, d, rt, !n.cfg.noForward); err != nil {
 		n.answerErr(ctx, rt, d, err)
 	}
@@ -88,6 +97,13 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 	rest := n.trimLocal(d.Host)
 	if len(rest) == 0 {
 		d.Host = nil
+		// Answers to sealed dispatches are opened by the ledger that
+		// sealed them (relay), not here.
+		if d.Kind() == dispatch.Regular && identity.IsSealed(d) {
+			if err := n.openRequest(d, &rt); err != nil {
+				return err
+			}
+		}
 		return n.process(ctx, d, rt)
 	}
 	if !mayForward {
@@ -122,7 +138,7 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 	if err := n.countHop(d); err != nil {
 		return err
 	}
-	return n.forward(ctx, d, rt, next)
+	return n.forwardRetry(ctx, d, rt, next, n.retryable(d, to, next))
 }
 
 // fromThisMachine tells whether o is on this machine: the application
@@ -153,10 +169,18 @@ func fromThisMachine(o Origin) bool {
 // that come back with the label go to rt, with rt's label, and to nobody
 // else.
 func (n *Node) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, next *linkOrigin) error {
+	return n.forwardRetry(ctx, d, rt, next, nil)
+}
+
+// forwardRetry is forward for a request that may be retried on another
+// replica (rs, nil when not).
+func (n *Node) forwardRetry(ctx context.Context, d *dispatch.Dispatch, rt replyTo, next *linkOrigin, rs *retry) error {
 	n.stats.forwarded.Add(1)
+	n.observeForwarded(d)
 	var l *ledger
 	if wantsAnswer(d) {
-		l = &ledger{back: rt, txid: d.TransactionID()}
+		l = &ledger{back: rt, txid: d.TransactionID(), retry: rs}
+		l.method = methodIndex(d.Method)
 		if !next.WantsProvisional() {
 			// A classic engine says nothing of how many answers will
 			// come: they are open-ended until the deadline.
@@ -176,6 +200,20 @@ func (n *Node) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, ne
 		setVia(d, label)
 	} else {
 		setVia(d, "")
+	}
+	var err error
+	if wantsSeal(d) {
+		if !fromThisMachine(rt.o) {
+			err = dispatch.Errorf(dispatch.ErrBadDispatch, "only the emitter's own peer seals a dispatch (header %q)", SealHeader)
+		} else {
+			err = n.sealRequest(ctx, d, next, l)
+		}
+	} else {
+		err = n.signForward(d, next)
+	}
+	if err != nil {
+		n.abandonLedger(l)
+		return err
 	}
 	if d.Kind() == dispatch.Subscription {
 		return n.forwardSubscription(ctx, d, rt, next, l)

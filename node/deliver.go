@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/mesh"
 )
 
 type delivery struct {
@@ -37,6 +39,7 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 	txid := d.TransactionID()
 	if len(matches) == 0 {
 		if want {
+			n.observeAnswered(d.Method, 404)
 			n.reply(ctx, rt, dispatch.NewAnswer(404, txid, "", jsonString("nothing is bound to "+describe(d))))
 		}
 		return
@@ -45,6 +48,7 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 	notification, _ := ctx.Value(notificationKey{}).(bool)
 	var trigs []string
 	var sinks map[Origin]bool
+	peers := 0 // peers whose subscribers are notified, through the sinks
 	type pending struct {
 		sub *subscription
 		dl  delivery
@@ -58,6 +62,7 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 					if notification {
 						continue
 					}
+					peers++
 					// Notifications for a shared sink (a gossipsub
 					// topic) go out once, however many subscriptions
 					// feed it, and are not answered.
@@ -68,7 +73,7 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 						sinks = map[Origin]bool{}
 					}
 					sinks[sink] = true
-					n.enqueueOrDrop(ctx, m.sub, delivery{in: &Incoming{Dispatch: notificationCopy(d), Params: m.params, From: rt.o.ID(), origin: rt.o}, rt: replyTo{o: rt.o}, sink: sink, depth: depth})
+					n.enqueueOrDrop(ctx, m.sub, delivery{in: &Incoming{Dispatch: notificationCopy(d), Params: m.params, From: rt.o.ID(), Author: n.authorOf(rt), origin: rt.o}, rt: replyTo{o: rt.o}, sink: sink, depth: depth})
 					continue
 				}
 			}
@@ -83,7 +88,7 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 			c = &cc
 			remote = remote || m.sub.handler == nil
 		}
-		answering = append(answering, pending{m.sub, delivery{in: &Incoming{Dispatch: c, Params: m.params, From: rt.o.ID(), origin: rt.o}, rt: rt, txid: txid, trig: trig, depth: depth}})
+		answering = append(answering, pending{m.sub, delivery{in: &Incoming{Dispatch: c, Params: m.params, From: rt.o.ID(), Author: n.authorOf(rt), origin: rt.o}, rt: rt, txid: txid, trig: trig, depth: depth}})
 	}
 	// Remote subscribers answer later and from elsewhere; a lone local
 	// handler answers in the same breath, and then the emitter needs no
@@ -117,7 +122,9 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 		}
 	}
 	if want && len(trigs) == 0 {
-		body, _ := json.Marshal(map[string]int{"notified": len(sinks)})
+		// Each peer counts its own subscribers: this one cannot see
+		// them, so it says how many peers and topics it notified.
+		body, _ := json.Marshal(map[string]int{"peers": peers, "topics": len(sinks)})
 		n.reply(ctx, rt, dispatch.NewAnswer(202, txid, "", body))
 	}
 }
@@ -165,6 +172,7 @@ func (n *Node) enqueueOrDrop(ctx context.Context, s *subscription, dl delivery) 
 		return
 	}
 	n.stats.overloaded.Add(1)
+	n.observeAnswered(dl.in.Dispatch.Method, 503)
 	n.warn.Warn("subscriber queue full; answered 503", "endpoint", s.ep.Endpoint.String(), "owner", s.owner.ID())
 	a := dispatch.NewAnswer(503, dl.txid, dl.trig, jsonString("subscriber overloaded"))
 	a.Extra = map[string]json.RawMessage{RetryAfterHeader: json.RawMessage(retryAfter)}
@@ -300,6 +308,7 @@ func (n *Node) run(ctx context.Context, s *subscription, dl delivery) {
 	}
 	n.settle(ctx, dl.rt, dl.l, dl.trig, answerFor(dl.txid, dl.trig, body, err))
 	n.stats.answered.Add(1)
+	n.observeHandled(dl.in.Dispatch.Method, body, err, start)
 }
 
 // settle sends an answer made here to the emitter, through the ledger
@@ -356,8 +365,22 @@ func marshalBody(body any) (json.RawMessage, error) {
 //
 // d is the engine's alone: made here, or decoded from a link and passed on.
 func (n *Node) reply(ctx context.Context, rt replyTo, d *dispatch.Dispatch) {
+	if rt.session != nil {
+		if err := n.sealAnswer(rt, d); err != nil {
+			n.warn.Warn("answer not sealed", "to", rt.session.Peer, "err", err)
+			code, txid, trig, _ := d.AnswerInfo()
+			d = dispatch.NewAnswer(500, txid, trig, jsonString(fmt.Sprintf("the %d answer could not be sealed", code)))
+		}
+	} else {
+		n.signAnswer(rt, d)
+	}
 	if rt.via != "" {
 		setVia(d, rt.via)
+	}
+	if lo, ok := rt.o.(*linkOrigin); ok && lo.kind == mesh.PeerLink {
+		if code, _, _, ok := d.AnswerInfo(); ok && code >= 200 {
+			n.setLoad(d)
+		}
 	}
 	if err := rt.o.Deliver(ctx, d); err != nil {
 		n.stats.undeliverable.Add(1)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -21,6 +22,9 @@ func (p *Peer) Route(ctx context.Context, to dispatch.Host) (mesh.Link, error) {
 	if r.Target.Kind == routing.Classic {
 		return p.dialer.Dial(ctx, r.Target.Transport, r.Target.Addr)
 	}
+	if r.Target.Kind == routing.Name && p.sat != nil {
+		p.sat.follow(r.Target.Name)
+	}
 	var last error
 	for _, ai := range r.Peers {
 		l, err := p.toPeer(ctx, ai)
@@ -38,6 +42,24 @@ func (p *Peer) Route(ctx context.Context, to dispatch.Host) (mesh.Link, error) {
 	return nil, dispatch.Errorf(dispatch.ErrNotGateway, "no provider of %q could be reached: %w", r.Target.Name, last)
 }
 
+// RouteAgain implements Retrier: the replicas of the name to, in the
+// chooser's order, but for those already tried.
+func (p *Peer) RouteAgain(ctx context.Context, to dispatch.Host, tried []string) (mesh.Link, error) {
+	r, err := p.router.Resolve(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	for _, ai := range r.Peers {
+		if slices.Contains(tried, ai.ID.String()) || ai.ID == p.Host.ID() {
+			continue
+		}
+		if l, err := p.toPeer(ctx, ai); err == nil {
+			return l, nil
+		}
+	}
+	return nil, dispatch.Errorf(dispatch.ErrUnavailable, "no other replica of %q could be reached", to)
+}
+
 // toPeer returns the session with a peer, connecting first (and finding
 // its addresses when none are known).
 func (p *Peer) toPeer(ctx context.Context, ai peer.AddrInfo) (mesh.Link, error) {
@@ -52,7 +74,10 @@ func (p *Peer) toPeer(ctx context.Context, ai peer.AddrInfo) (mesh.Link, error) 
 	if len(ai.Addrs) == 0 && len(p.Host.LibP2P().Peerstore().Addrs(ai.ID)) == 0 {
 		found, err := p.Names.ResolvePeer(ctx, ai.ID)
 		if err != nil {
-			return nil, dispatch.Errorf(dispatch.ErrNotFound, "peer %s not found: %w", ai.ID, err)
+			if errors.Is(err, dispatch.ErrNotFound) {
+				return nil, dispatch.Errorf(dispatch.ErrNotFound, "peer %s is not connected and the DHT knows no address for it", ai.ID)
+			}
+			return nil, err
 		}
 		ai = found
 	}
@@ -60,7 +85,7 @@ func (p *Peer) toPeer(ctx context.Context, ai peer.AddrInfo) (mesh.Link, error) 
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
-		return nil, dispatch.Errorf(dispatch.ErrNotGateway, "peer %s unreachable: %w", ai.ID, err)
+		return nil, dispatch.Errorf(dispatch.ErrNotGateway, "peer %s unreachable: %s", ai.ID, oneLine(rootCause(err).Error()))
 	}
 	return p.streams.Session(ai.ID)
 }

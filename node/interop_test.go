@@ -20,7 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/identity"
 	"github.com/jstp-peer/jstp-peer/mesh"
 
 	"github.com/jstp-peer/jstp-peer/internal/poll"
@@ -562,4 +565,44 @@ func TestInteropNodeRequesterServedByNodeBinder(t *testing.T) {
 	// Nothing the Node engines sent failed to decode (no echoed answers).
 	b.stop()
 	rec.quiet(t)
+}
+
+// A signed dispatch still verifies after the Node.js engine has parsed
+// and re-serialised it (its key order and number formatting, not ours).
+func TestInteropSignatureSurvivesNodeEngine(t *testing.T) {
+	dir := requireInterop(t)
+	nodePort := strconv.Itoa(freePort(t))
+	srv := interopStart(t, dir, 60*time.Second, "server.js", nodePort)
+	srv.expect("ready", func(l string) bool { return l == "ready" })
+	portNum, _ := strconv.Atoi(nodePort)
+	p, err := Start(t.Context(), PeerConfig{Mesh: testConfig(t), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	d := dispatch.New("POST", "events", "signed")
+	d.Token = []any{uuid.NewString()}
+	d.Body = json.RawMessage(`{"z":[1,2.5,1e3,"é\u2028"],"a":{"y":true,"b":null}}`)
+	d.Extra = map[string]json.RawMessage{"note": json.RawMessage(`"kept"`)}
+	if err := identity.Sign(p.Host.LibP2P().Peerstore().PrivKey(p.Host.ID()), d); err != nil {
+		t.Fatal(err)
+	}
+	d.Host = []dispatch.Host{{Name: "127.0.0.1", Port: portNum, Transport: "tcp"}}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	ch, err := p.Node.Request(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	line := srv.expect("the signed event", func(l string) bool { return strings.Contains(l, `"signed"`) })
+	got, err := dispatch.Decode([]byte(line))
+	if err != nil {
+		t.Fatalf("the Node engine printed %s: %v", line, err)
+	}
+	author, err := identity.Verify(got)
+	if err != nil || author != p.Host.ID() {
+		t.Fatalf("after the Node engine: author %s, %v\nit printed %s\nwe sent %s", author, err, line, d)
+	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
@@ -24,6 +27,9 @@ func (n *Node) Attach(l mesh.Link) mesh.FrameFunc {
 		limit: int64(n.cfg.linkInflight),
 		wake:  make(chan struct{}, 1),
 	}
+	if o.kind == mesh.PeerLink {
+		o.peer, _ = peer.Decode(l.ID())
+	}
 	if o.kind != mesh.ClassicIn {
 		// Peers and classic engines are where forwarded dispatches go;
 		// the engine finds their origin again from the link.
@@ -38,6 +44,7 @@ type linkOrigin struct {
 	n     *Node
 	l     mesh.Link
 	kind  mesh.LinkKind
+	peer  peer.ID     // the peer at the other end of a PeerLink
 	prov  atomic.Bool // a classic client declared the "provisional" extension
 	limit int64
 
@@ -53,6 +60,9 @@ type linkOrigin struct {
 	// their answers took (nanoseconds). Replica choice reads both.
 	outstanding atomic.Int64
 	latency     atomic.Int64
+	// remoteLoad is the peer's requests in flight as its last answer
+	// said (LoadHeader), remoteLoadAt when (Unix nanoseconds).
+	remoteLoad, remoteLoadAt atomic.Int64
 }
 
 // observe folds one answer's latency into the link's moving average
@@ -143,6 +153,9 @@ func (o *linkOrigin) receive(ctx context.Context, frame []byte, ferr error) {
 		return
 	}
 	rt := replyTo{o: o, via: takeVia(d)}
+	if o.kind == mesh.PeerLink && d.Kind() == dispatch.Answer {
+		o.takeLoad(d)
+	}
 	if o.kind != mesh.PeerLink {
 		o.classicIn(d, &rt)
 	}
@@ -212,6 +225,51 @@ func (n *Node) linkOf(l mesh.Link) (*linkOrigin, bool) {
 // routing header, like host and hops: every gateway rewrites it, and
 // signatures leave it out.
 const ViaHeader = "via"
+
+// LoadHeader carries, on a final answer from one peer to the next, how
+// many requests the answering peer has in flight (its RIF). Replica
+// choice reads it: between two peers that talk, it is as fresh as their
+// last answer, where the gossiped reports are seconds old. It is a
+// per-link header: taken off where it arrives, never relayed, never
+// signed.
+const LoadHeader = "rif"
+
+// setLoad puts this engine's requests in flight on an answer to a peer.
+func (n *Node) setLoad(d *dispatch.Dispatch) {
+	if d.Extra == nil {
+		d.Extra = make(map[string]json.RawMessage, 1)
+	}
+	// The answer being sent ends one of them: the count is what remains.
+	d.Extra[LoadHeader] = strconv.AppendInt(make([]byte, 0, 8), max(n.InFlight()-1, 0), 10)
+}
+
+// takeLoad takes the load header off an answer from a peer and keeps it
+// for the link.
+func (o *linkOrigin) takeLoad(d *dispatch.Dispatch) {
+	raw, ok := d.Extra[LoadHeader]
+	if !ok {
+		return
+	}
+	delete(d.Extra, LoadHeader)
+	if v, err := strconv.ParseInt(string(raw), 10, 64); err == nil && v >= 0 {
+		o.remoteLoad.Store(v)
+		o.remoteLoadAt.Store(time.Now().UnixNano())
+	}
+}
+
+// remoteInFlight is the peer's requests in flight as its last answer
+// said, when that answer is recent.
+func (o *linkOrigin) remoteInFlight() (int64, bool) {
+	at := o.remoteLoadAt.Load()
+	if at == 0 || time.Since(time.Unix(0, at)) > loadFresh {
+		return 0, false
+	}
+	return o.remoteLoad.Load(), true
+}
+
+// loadFresh is how long a piggybacked load is preferred to the gossiped
+// one: about the gossip heartbeat at the default interval.
+const loadFresh = 10 * time.Second
 
 // takeVia removes the via header from d and returns it.
 func takeVia(d *dispatch.Dispatch) string {

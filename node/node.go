@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/internal/ratelog"
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/google/uuid"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/identity"
 )
 
 // ErrClosed is returned by every method of a closed Node.
@@ -48,6 +50,10 @@ type Incoming struct {
 	Params map[string]string
 	// From is the id of the origin that sent the dispatch.
 	From string
+	// Author is the peer that wrote the dispatch: its verified signer, or
+	// else the peer at the other end of the link it came on, or this
+	// peer for its own application and gateway clients.
+	Author string
 
 	origin Origin
 }
@@ -79,6 +85,10 @@ type Node struct {
 	links   sync.Map // mesh.Link → *linkOrigin, for the links dispatches are passed on to
 
 	txs *txTable // this engine's Requests
+
+	replay  *identity.ReplayGuard // signed dispatches seen
+	retries retryBudget
+	sealing *sealing // nil without a sealing key
 
 	omu     sync.Mutex
 	origins map[Origin]struct{} // origins watched for departure
@@ -125,6 +135,9 @@ func New(opts ...Option) (*Node, error) {
 	if cfg.linkInflight <= 0 {
 		return nil, fmt.Errorf("node: dispatches in flight per link must be positive, got %d", cfg.linkInflight)
 	}
+	if cfg.key != nil && cfg.key.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("node: dispatches are signed with Ed25519 identity keys; this one is %s", cfg.key.Type())
+	}
 	cfg.localNames[strings.ToLower(cfg.id)] = true
 	ctx, cancel := context.WithCancel(context.Background())
 	log := cfg.logger.With("component", "node")
@@ -139,6 +152,13 @@ func New(opts ...Option) (*Node, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		origins: map[Origin]struct{}{},
+	}
+	n.replay = identity.NewReplayGuard(identity.WithClock(cfg.now))
+	n.retries.tokens = retryReserve
+	var err error
+	if n.sealing, err = newSealing(cfg); err != nil {
+		cancel()
+		return nil, err
 	}
 	n.txs = newTxTable(&n.wg, ctx.Done(), &n.stats)
 	n.local = localOrigin{n}

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/identity"
 	"github.com/jstp-peer/jstp-peer/mesh"
 )
 
@@ -69,6 +72,10 @@ type config struct {
 	isLocal       func(dispatch.Host) bool
 	now           func() time.Time
 	maxHops       int
+	key           crypto.PrivKey
+	signAll       bool
+	sealKey       *identity.SealingKey
+	sealRecord    []byte
 }
 
 // Option configures a Node.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/identity"
 	"github.com/jstp-peer/jstp-peer/mesh"
 	"github.com/jstp-peer/jstp-peer/routing"
 	"github.com/jstp-peer/jstp-peer/saturation"
@@ -26,6 +27,9 @@ type PeerConfig struct {
 	Provide []string
 	// NoForward makes the peer refuse to be a gateway (502).
 	NoForward bool
+	// SignAll makes the peer sign every dispatch it sends to another
+	// peer, not only those that cross gateways (WithSignAll).
+	SignAll bool
 	// GatewayTCP and GatewayWS are where the classic gateways listen
 	// (newline-delimited JSON over TCP; WebSocket). Empty disables one.
 	// The CLI defaults them to mesh.DefaultGatewayTCP and
@@ -79,6 +83,9 @@ type Peer struct {
 	topics  *mesh.Topics
 	dialer  *mesh.Dialer
 	sat     *peerSaturation
+	// tap, set by tests in Setup, wraps the engine as the streams'
+	// ingress to see the frames other peers send.
+	tap     func(mesh.Ingress) mesh.Ingress
 	gwAddrs []net.Addr
 }
 
@@ -138,11 +145,21 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 		WithForwarder(p),
 		WithDecoder(dec),
 		WithLocalHost(p.isLocal),
+		WithIdentity(cfg.Mesh.Key),
 		withGossip(newGossip(p.topics, h.ID(), log)),
 	}
 	if cfg.NoForward {
 		opts = append(opts, WithoutForwarding())
 	}
+	if cfg.SignAll {
+		opts = append(opts, WithSignAll())
+	}
+	sk, record, err := sealingKeyOf(cfg)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	opts = append(opts, WithSealing(sk, record))
 	n, err := New(append(opts, cfg.Options...)...)
 	if err != nil {
 		p.Close()
@@ -151,6 +168,10 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	p.Node = n
 	p.dialer = mesh.NewDialer(n, gwCfg)
 	if err := p.serveBuiltins(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := p.serveOperator(); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -169,7 +190,11 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 		}
 	}
 	// Everything is wired: let dispatches in.
-	p.streams.Start(n)
+	var in mesh.Ingress = n
+	if p.tap != nil {
+		in = p.tap(n)
+	}
+	p.streams.Start(in)
 	for _, g := range p.Gateways {
 		g.Start(n)
 	}
@@ -256,13 +281,21 @@ func (p *Peer) Close() error {
 }
 
 // Replica implements routing.Signals: what this peer knows of another as a
-// replica of a name.
+// replica of a name. Its requests in flight are the larger of this peer's
+// own requests waiting for it and the count it last gave (on an answer,
+// or else in its report): the replica's count includes this peer's, and
+// adding the two would count them twice.
 func (p *Peer) Replica(id peer.ID) routing.Replica {
 	var r routing.Replica
+	piggybacked := false
 	if s, ok := p.streams.Open(id); ok {
 		if lo, ok := p.Node.linkOf(s); ok {
 			r.InFlight = lo.outstanding.Load()
 			r.Latency = time.Duration(lo.latency.Load())
+			if rif, ok := lo.remoteInFlight(); ok {
+				r.InFlight = max(r.InFlight, rif)
+				piggybacked = true
+			}
 		}
 	}
 	if p.sat != nil {
@@ -271,8 +304,31 @@ func (p *Peer) Replica(id peer.ID) routing.Replica {
 			r.Critical = e.Report.Level == saturation.LevelCritical
 			r.Headroom = e.Report.Headroom
 			r.Capacity = e.Report.Capacity
-			r.InFlight += e.Report.InFlight
+			if !piggybacked {
+				r.InFlight = max(r.InFlight, e.Report.InFlight)
+			}
 		}
 	}
 	return r
+}
+
+// sealingKeyOf loads the peer's sealing key from its data directory
+// (creating it the first time), or makes one for this run when it has
+// none, and the record its identity key signs for it.
+func sealingKeyOf(cfg PeerConfig) (*identity.SealingKey, []byte, error) {
+	var sk *identity.SealingKey
+	var err error
+	if cfg.DataDir != "" {
+		sk, err = identity.LoadOrCreateSealingKey(cfg.DataDir)
+	} else {
+		sk, err = identity.GenerateSealingKey()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: %w", err)
+	}
+	record, err := identity.NewKeyRecord(cfg.Mesh.Key, sk)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: %w", err)
+	}
+	return sk, record, nil
 }

@@ -7,6 +7,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/jstp-peer/jstp-peer/identity"
 )
 
 // replyTo is where what a dispatch causes goes back: the origin it came
@@ -16,6 +20,12 @@ import (
 type replyTo struct {
 	o   Origin
 	via string
+	// author is the verified signer of the dispatch being answered, ""
+	// when it came unsigned.
+	author string
+	// session, for a sealed dispatch opened here, is the session its
+	// answers are sealed in.
+	session *identity.Session
 }
 
 // ledger is one transaction as this engine serves it for one emitter: who
@@ -33,10 +43,20 @@ type ledger struct {
 	timer *time.Timer // set when this engine owes back the 504s
 	keys  []string    // the routes that lead here, dropped when it is done
 
+	// sealedTo is the recipient this engine sealed the dispatch to: the
+	// answers are opened here, and must be signed by it.
+	sealedTo peer.ID
+	// retry, for a request to a service name, is how to send it to
+	// another replica if this one refuses it (retry.go).
+	retry   *retry
+	session *identity.Session
+
 	// next and sent, for a transaction passed on to a peer: whose
 	// outstanding count it is in, and since when (its latency).
 	next *linkOrigin
 	sent time.Time
+	// method is the passed-on dispatch's (observe.go), methodNone for a subscriber's copy.
+	method uint8
 }
 
 // track counts a transaction passed on to next until it is settled.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -22,6 +23,15 @@ import (
 // saturation reports on (docs/saturation.md).
 const SaturationTopic = "/jstp/0.4/saturation"
 
+// NameTopic is the gossipsub topic of the replicas of one service name:
+// each publishes its reports there as well, and a peer that sends to the
+// name follows it, so it hears of the replicas it can use even when it
+// does not follow the overview (SaturationConfig.NoOverview).
+func NameTopic(name string) string { return SaturationTopic + "/" + name }
+
+// maxFollowed bounds the name topics one peer follows.
+const maxFollowed = 256
+
 // SaturationConfig configures a peer's saturation reports; zero values
 // take the defaults.
 type SaturationConfig struct {
@@ -38,6 +48,11 @@ type SaturationConfig struct {
 	// weighted replica policies share requests by. Default: the number
 	// of CPUs this process may use.
 	Capacity float64
+	// NoOverview leaves the overview topic (SaturationTopic), which every
+	// report reaches: the peer then hears only of the replicas of the
+	// names it sends to. For large meshes, where every peer hearing of
+	// every other costs more than the overview is worth.
+	NoOverview bool
 }
 
 // HeartbeatEvery is how many sampling intervals pass between two reports
@@ -60,6 +75,10 @@ type peerSaturation struct {
 
 	cancel   context.CancelFunc
 	unsub    func()
+	overview bool
+
+	followMu sync.Mutex
+	followed map[string]func() // name → unsubscribe
 	wg       sync.WaitGroup
 	closeOne sync.Once
 }
@@ -84,7 +103,7 @@ func newPeerSaturation(ctx context.Context, p *Peer, cfg SaturationConfig, dataD
 	if capacity == 0 {
 		capacity = float64(runtime.GOMAXPROCS(0))
 	}
-	s := &peerSaturation{p: p, interval: HeartbeatEvery * cfg.Interval, log: log.With("component", "saturation")}
+	s := &peerSaturation{p: p, overview: !cfg.NoOverview, followed: map[string]func(){}, interval: HeartbeatEvery * cfg.Interval, log: log.With("component", "saturation")}
 	m, err := saturation.NewMeter(p.Host.ID().String(), src,
 		saturation.WithInterval(cfg.Interval),
 		saturation.WithLoad(func() saturation.Load { return saturation.Load{InFlight: p.Node.InFlight()} }),
@@ -111,17 +130,13 @@ func newPeerSaturation(ctx context.Context, p *Peer, cfg SaturationConfig, dataD
 // start subscribes to the others' reports and starts measuring and
 // publishing.
 func (s *peerSaturation) start() error {
-	self := s.p.Host.ID()
-	unsub, err := s.p.topics.SubscribeAll(SaturationTopic, func(from peer.ID, data []byte) {
-		if from == self {
-			return
+	if s.overview {
+		unsub, err := s.subscribe(SaturationTopic)
+		if err != nil {
+			return err
 		}
-		s.receive(from, data)
-	})
-	if err != nil {
-		return fmt.Errorf("node: saturation topic: %w", err)
+		s.unsub = unsub
 	}
-	s.unsub = unsub
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.meter.Start(ctx)
@@ -152,6 +167,12 @@ func (s *peerSaturation) close() {
 		if s.unsub != nil {
 			s.unsub()
 		}
+		s.followMu.Lock()
+		for _, unsub := range s.followed {
+			unsub()
+		}
+		clear(s.followed)
+		s.followMu.Unlock()
 	})
 }
 
@@ -163,9 +184,53 @@ func (s *peerSaturation) publish(r saturation.Report) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.interval)
 	defer cancel()
-	if err := s.p.topics.Publish(ctx, SaturationTopic, data); err != nil {
-		s.log.Debug("report not published", "err", err)
+	for _, topic := range append([]string{SaturationTopic}, namesTopics(r.Names)...) {
+		if err := s.p.topics.Publish(ctx, topic, data); err != nil {
+			s.log.Debug("report not published", "topic", topic, "err", err)
+		}
 	}
+}
+
+func namesTopics(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = NameTopic(n)
+	}
+	return out
+}
+
+// subscribe receives the reports of a saturation topic.
+func (s *peerSaturation) subscribe(topic string) (func(), error) {
+	self := s.p.Host.ID()
+	unsub, err := s.p.topics.SubscribeAll(topic, func(from peer.ID, data []byte) {
+		if from == self {
+			return
+		}
+		s.receive(from, data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: saturation topic %s: %w", topic, err)
+	}
+	return unsub, nil
+}
+
+// follow subscribes to a name's topic, once, when this peer does not
+// hear every report on the overview already.
+func (s *peerSaturation) follow(name string) {
+	if s.overview {
+		return
+	}
+	s.followMu.Lock()
+	defer s.followMu.Unlock()
+	if _, ok := s.followed[name]; ok || len(s.followed) >= maxFollowed {
+		return
+	}
+	unsub, err := s.subscribe(NameTopic(name))
+	if err != nil {
+		s.log.Info("cannot follow a name's reports", "name", name, "err", err)
+		return
+	}
+	s.followed[name] = unsub
 }
 
 // receive takes a report from the topic. Gossipsub checked the author's
@@ -183,6 +248,10 @@ func (s *peerSaturation) receive(from peer.ID, data []byte) {
 			from0 = e.Report.Level
 		}
 		err = s.table.Update(*r, time.Now())
+	}
+	if errors.Is(err, saturation.ErrDuplicate) {
+		// The same report on the overview and on a name's topic.
+		return
 	}
 	if err != nil {
 		s.rejected.Add(1)

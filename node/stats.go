@@ -19,6 +19,10 @@ type counters struct {
 	sendTimeouts  atomic.Uint64 // a link took nothing for the answer timeout
 	linkGone      atomic.Uint64 // answers owed by a link that went away (503)
 	forbidden     atomic.Uint64 // refused for who sent them (403)
+	unauthorized  atomic.Uint64 // bad signatures and replays (401)
+	retried       atomic.Uint64 // requests sent to another replica after a 503
+
+	obs observations // by method and code, with latencies (observe.go)
 }
 
 // Stats, in the body of GET ["peer"], says what the engine did since it
@@ -32,6 +36,7 @@ type Stats struct {
 	TimedOut     uint64            `json:"timedOut"`
 	Overloaded   uint64            `json:"overloaded"`
 	Held         uint64            `json:"held"`
+	Retried      uint64            `json:"retried"`
 	Routes       int               `json:"routes"`
 	Transactions int               `json:"transactions"`
 	Dropped      map[string]uint64 `json:"dropped"`
@@ -48,6 +53,7 @@ func (n *Node) Stats() Stats {
 		TimedOut:     s.timedOut.Load(),
 		Overloaded:   s.overloaded.Load(),
 		Held:         s.held.Load(),
+		Retried:      s.retried.Load(),
 		Routes:       n.routes.len(),
 		Transactions: txs,
 		Dropped: map[string]uint64{
@@ -61,6 +67,7 @@ func (n *Node) Stats() Stats {
 			"sendTimeout":    s.sendTimeouts.Load(),
 			"linkGone":       s.linkGone.Load(),
 			"forbidden":      s.forbidden.Load(),
+			"unauthorized":   s.unauthorized.Load(),
 		},
 	}
 }

@@ -19,8 +19,9 @@ type Replica struct {
 	// Capacity is what the replica declares it can do relative to the
 	// others (zero: undeclared).
 	Capacity float64
-	// InFlight is this peer's requests waiting for the replica plus those
-	// the replica last reported having.
+	// InFlight is the replica's requests in flight as best known here:
+	// the larger of this peer's own requests waiting for it and the
+	// count the replica last gave.
 	InFlight int64
 	// Latency is the moving average of the replica's answers as measured
 	// here; zero when it has not answered yet.

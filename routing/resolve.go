@@ -99,7 +99,7 @@ func (n *Names) Resolve(ctx context.Context, name string) ([]peer.AddrInfo, erro
 }
 
 func notFound(name string) error {
-	return fmt.Errorf("routing: no peer provides %q: %w", name, dispatch.ErrNotFound)
+	return dispatch.Errorf(dispatch.ErrNotFound, "no peer provides %q", name)
 }
 
 // startLookupLocked returns the lookup in flight for name, starting one
@@ -255,7 +255,8 @@ func (n *Names) ResolvePeer(ctx context.Context, id peer.ID) (peer.AddrInfo, err
 	}
 	// Anything else (no such peer, empty routing table, our lookup
 	// timeout) means the peer cannot be reached from here: not found.
-	return peer.AddrInfo{}, fmt.Errorf("routing: peer %s: %w (%w)", id, dispatch.ErrNotFound, err)
+	n.log.Debug("peer not found", "peer", id, "err", err)
+	return peer.AddrInfo{}, dispatch.Errorf(dispatch.ErrNotFound, "peer %s: no address here or in the DHT", id)
 }
 
 // connAddrs returns the remote addresses of the open connections to id.
