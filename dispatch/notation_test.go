@@ -14,6 +14,12 @@ var notationDecoder = Decoder{Now: func() time.Time { return time.UnixMilli(1365
 
 const exampleTS = `"timestamp":1365647440759`
 
+// Peer ids as libp2p prints them (Ed25519 keys).
+const (
+	testPeerID  = "12D3KooWD38BfNt3v9Mu62cntcC9FSoaKsmy2VvTk2Tab9ZzaCB9"
+	testPeerID2 = "12D3KooWLGbwSDTiPGUsuV8apcF9u24Z4DQvtJorY9AoZWx6LLZ7"
+)
+
 func TestParseURL(t *testing.T) {
 	for _, tc := range []struct {
 		in, json string
@@ -41,6 +47,31 @@ func TestParseURL(t *testing.T) {
 			`{"protocol":["JSTP","0.4"],"method":"GET","resource":["x"],` + exampleTS + `,"host":[["localhost",33333,"tcp"],["::1",80,"ws"],["edge",null,"quic"],["b",8]]}`, ""},
 		{"jstp://%2Fip4%2F10.0.0.1%2Ftcp%2F4001,12D3KooWAbc/x",
 			`{"protocol":["JSTP","0.4"],"method":"GET","resource":["x"],` + exampleTS + `,"host":["/ip4/10.0.0.1/tcp/4001","12D3KooWAbc"]}`, ""},
+		// A peer's multiaddr pasted whole, as `jstp-peer up` prints it.
+		{"jstp:///ip4/127.0.0.1/tcp/4033/p2p/" + testPeerID + "/peer",
+			`{"protocol":["JSTP","0.4"],"method":"GET","resource":["peer"],` + exampleTS + `,"host":["/ip4/127.0.0.1/tcp/4033/p2p/` + testPeerID + `"]}`,
+			"jstp://%2Fip4%2F127.0.0.1%2Ftcp%2F4033%2Fp2p%2F" + testPeerID + "/peer"},
+		{"POST jstp:///dns4/relay.example/udp/4001/quic-v1/p2p/" + testPeerID + "/p2p-circuit/p2p/" + testPeerID2 + "/news/97",
+			`{"protocol":["JSTP","0.4"],"method":"POST","resource":["news",97],` + exampleTS + `,"host":["/dns4/relay.example/udp/4001/quic-v1/p2p/` + testPeerID + `/p2p-circuit/p2p/` + testPeerID2 + `"]}`,
+			"POST jstp://%2Fdns4%2Frelay.example%2Fudp%2F4001%2Fquic-v1%2Fp2p%2F" + testPeerID + "%2Fp2p-circuit%2Fp2p%2F" + testPeerID2 + "/news/97"},
+		{"jstp:///p2p/" + testPeerID + "/echo/x",
+			`{"protocol":["JSTP","0.4"],"method":"GET","resource":["echo","x"],` + exampleTS + `,"host":["/p2p/` + testPeerID + `"]}`,
+			"jstp://%2Fp2p%2F" + testPeerID + "/echo/x"},
+		{"BIND POST jstp:///ip6/::1/tcp/4033/p2p/" + testPeerID + "/news/*",
+			`{"protocol":["JSTP","0.4"],"method":"BIND","endpoint":{"method":"POST","resource":["news","*"]},` + exampleTS + `,"host":["/ip6/::1/tcp/4033/p2p/` + testPeerID + `"]}`,
+			"BIND POST jstp://[%2Fip6%2F::1%2Ftcp%2F4033%2Fp2p%2F" + testPeerID + "]/news/*"},
+		// Resources that only start like a multiaddr stay resources, and
+		// the normal form escapes one that would not.
+		{"jstp:///ip4/tcp/p2p/short/x",
+			`{"protocol":["JSTP","0.4"],"method":"GET","resource":["ip4","tcp","p2p","short","x"],` + exampleTS + `}`, ""},
+		{"jstp:///IP4/1.2.3.4/p2p/" + testPeerID + "/x",
+			`{"protocol":["JSTP","0.4"],"method":"GET","resource":["IP4","1.2.3.4","p2p","` + testPeerID + `","x"],` + exampleTS + `}`, ""},
+		{"jstp:///%69p4/1.2.3.4/p2p/" + testPeerID + "/x",
+			`{"protocol":["JSTP","0.4"],"method":"GET","resource":["ip4","1.2.3.4","p2p","` + testPeerID + `","x"],` + exampleTS + `}`, ""},
+		{"jstp://localhost/p2p/" + testPeerID,
+			`{"protocol":["JSTP","0.4"],"method":"GET","resource":["p2p","` + testPeerID + `"],` + exampleTS + `,"host":["localhost"]}`, ""},
+		{"BIND * jstp:///%70" + "2p/" + testPeerID + "/x",
+			`{"protocol":["JSTP","0.4"],"method":"BIND","endpoint":{"method":"*","resource":["p2p","` + testPeerID + `","x"]},` + exampleTS + `}`, ""},
 		{"BIND POST jstp://host/foods/*",
 			`{"protocol":["JSTP","0.4"],"method":"BIND","endpoint":{"method":"POST","resource":["foods","*"]},` + exampleTS + `,"host":["host"]}`, ""},
 		{"bind jstp:///path/.../text/.../:ext",
@@ -124,6 +155,9 @@ func TestParseURLErrors(t *testing.T) {
 		{"BIND FOO jstp://h/x", 405, "endpoint method"},
 		{"BIND jstp://h/x/:", 400, "needs a name"},
 		{"ANSWER jstp://h/x/tx", 400, "ANSWER resource"},
+		{"jstp:///ip4/127.0.0.1/tcp/4033/p2p/" + testPeerID, 400, "must be followed by a resource"},
+		{"jstp:///ip4/127.0.0.1/tcp/4033/p2p/" + testPeerID + "/", 400, `"resource" is empty`},
+		{"jstp:///ip4/127.0.0.1/tcp/4033%zz/p2p/" + testPeerID + "/x", 400, "not a %XX escape"},
 		{strings.Repeat("a", DefaultMaxSize+1), 413, "exceeds"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {

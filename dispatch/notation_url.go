@@ -31,7 +31,9 @@ var ErrURLCannotCarry = errors.New("the URL notation cannot carry this dispatch"
 //	[::1]:33333       brackets hold a name with colons (IPv6)
 //
 // Names are percent-decoded, so a multiaddr is written
-// %2Fip4%2F10.0.0.1%2Ftcp%2F4001 and a peer id as it is.
+// %2Fip4%2F10.0.0.1%2Ftcp%2F4001 and a peer id as it is. (A peer's
+// multiaddr may also be pasted unescaped as the only host of a URL; see
+// splitURLLine.)
 func parseHostElem(s string) (Host, error) {
 	var h Host
 	rest := s
@@ -176,7 +178,11 @@ func ParseURL(s string) (*Dispatch, error) { return Decoder{}.ParseURL(s) }
 // PATH its resource pattern, e.g. BIND POST jstp://h/foods/*.
 //
 // HOSTS is the host chain, comma-separated, each element as parseHostElem
-// documents; empty (jstp:///foods) means no host: process here.
+// documents; empty (jstp:///foods) means no host: process here. A peer's
+// multiaddr may be pasted whole in place of HOSTS, ending in its peer id:
+// jstp:///ip4/10.0.0.1/tcp/4033/p2p/12D3KooW.../foods is GET ["foods"] on
+// the host ["/ip4/10.0.0.1/tcp/4033/p2p/12D3KooW..."] (see
+// pastedMultiaddr).
 //
 // PATH elements are percent-decoded (RFC 3986, so "/" inside an element is
 // %2F). In a resource, an element written as a JSON number is that number
@@ -244,12 +250,111 @@ func splitURLLine(s string) (methods []string, hosts []Host, path string, err er
 	if path == "" {
 		return nil, nil, "", Errorf(ErrBadDispatch, "jstp URL: %q has no path; write jstp://host/resource", clip(u))
 	}
+	if authority == "" {
+		if end := pastedMultiaddr(path); end > 0 {
+			if end == len(path) {
+				return nil, nil, "", Errorf(ErrBadDispatch, "jstp URL: the peer's multiaddr must be followed by a resource, as in jstp:///ip4/127.0.0.1/tcp/4033/p2p/12D3KooW…/peer")
+			}
+			name, err := unescape(path[:end], "")
+			if err != nil {
+				return nil, nil, "", Errorf(ErrBadDispatch, "jstp URL: multiaddr %q: %v", clip(path[:end]), err)
+			}
+			return methods, []Host{{Name: name}}, path[end:], nil
+		}
+	}
 	if authority != "" {
 		if hosts, err = parseHostList(authority, false); err != nil {
 			return nil, nil, "", Errorf(ErrBadDispatch, "jstp URL: %v", err)
 		}
 	}
 	return methods, hosts, path, nil
+}
+
+// multiaddrStarts are the protocols a peer's address begins with, as
+// libp2p (and `jstp-peer up`) print them.
+var multiaddrStarts = []string{"ip4", "ip6", "ip6zone", "dns", "dns4", "dns6", "dnsaddr", "p2p"}
+
+// pastedMultiaddr finds a peer's multiaddr pasted whole after "jstp://",
+// as in jstp:///ip4/127.0.0.1/tcp/4033/p2p/12D3KooW.../peer, and returns
+// its length in path (0 when path does not start with one). A multiaddr
+// has no end marker of its own, so the one that names a peer ends with its
+// peer id: the first "p2p" element followed by something shaped like a
+// peer id, unless "p2p-circuit" follows (a relayed address, which ends
+// with the id of the peer behind the relay). The first element must be
+// written exactly as a multiaddr protocol (lower case, unescaped), so a
+// resource that starts like one stays a resource when written with an
+// escape (/%69p4/...) or a loopback host (jstp://localhost/ip4/...).
+func pastedMultiaddr(path string) int {
+	if len(path) < 2 || path[0] != '/' {
+		return 0
+	}
+	first, _, _ := strings.Cut(path[1:], "/")
+	if !slices.Contains(multiaddrStarts, first) {
+		return 0
+	}
+	// Walk the elements, keeping the offset where each one ends.
+	pos := 0 // path[pos] is the "/" before the next element
+	next := func() (string, int) {
+		if pos >= len(path) {
+			return "", -1
+		}
+		rest := path[pos+1:]
+		elem, _, _ := strings.Cut(rest, "/")
+		return elem, pos + 1 + len(elem)
+	}
+	for {
+		elem, end := next()
+		if end < 0 {
+			return 0
+		}
+		pos = end
+		if elem != "p2p" {
+			continue
+		}
+		id, idEnd := next()
+		if idEnd < 0 || !peerIDShaped(id) {
+			continue
+		}
+		pos = idEnd
+		if after, _ := next(); after == "p2p-circuit" {
+			continue
+		}
+		return idEnd
+	}
+}
+
+// peerIDShaped tells whether s looks like a libp2p peer id as text:
+// base58btc (12D3KooW..., Qm...) or a base32 CID, 40 to 128 letters and
+// digits. The mesh checks the id itself; this only tells an id from a
+// resource element.
+func peerIDShaped(s string) bool {
+	if len(s) < 40 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// keepPathAPath escapes the first character of a path written after an
+// empty authority when the parser would otherwise read the path's first
+// elements as a pasted multiaddr: a local resource ["ip4", ...] is
+// written /%69p4/..., which reads back as the same resource. pathStart is
+// where the path starts in buf.
+func keepPathAPath(buf []byte, pathStart int) []byte {
+	if pastedMultiaddr(string(buf[pathStart:])) == 0 {
+		return buf
+	}
+	c := buf[pathStart+1]
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, len(buf)+2)
+	out = append(out, buf[:pathStart+1]...)
+	out = append(out, '%', hex[c>>4], hex[c&0xF])
+	return append(out, buf[pathStart+2:]...)
 }
 
 // ParseEndpointURL parses an endpoint written as a URL, the form the CLI's
@@ -289,7 +394,12 @@ func FormatEndpointURL(host []Host, ep Endpoint) string {
 	buf := append([]byte(ep.Method), ' ')
 	buf = append(buf, urlScheme...)
 	buf = appendHostList(buf, host, false)
-	return string(appendPatternPath(buf, ep.Resource))
+	pathStart := len(buf)
+	buf = appendPatternPath(buf, ep.Resource)
+	if len(host) == 0 {
+		buf = keepPathAPath(buf, pathStart)
+	}
+	return string(buf)
 }
 
 // FormatURL writes a valid dispatch in the URL notation, in its normal
@@ -344,10 +454,14 @@ func FormatURL(d *Dispatch) (string, error) {
 	}
 	buf = append(buf, urlScheme...)
 	buf = appendHostList(buf, d.Host, false)
+	pathStart := len(buf)
 	if d.Kind() == Subscription {
 		buf = appendPatternPath(buf, d.Endpoint.Resource)
 	} else {
 		buf = appendPath(buf, d.Resource, segResource)
+	}
+	if len(d.Host) == 0 {
+		buf = keepPathAPath(buf, pathStart)
 	}
 	return string(buf), nil
 }

@@ -86,5 +86,13 @@ func (c *choiceFlag) Set(s string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("want %s", strings.Join(c.choices, " or "))
+	return fmt.Errorf("want %s", orList(c.choices))
+}
+
+// orList writes "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }

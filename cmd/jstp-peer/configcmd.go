@@ -26,7 +26,8 @@ const configHeader = "jstp-peer configuration (docs/cli.md). Keys are the flags 
 
 // allSettingKeys are the keys config init and show take as flags.
 var allSettingKeys = []string{keyDataDir, keyConfig, keyListen, keyAnnounce, keyBootstrap, keyProvide, keyGatewayTCP,
-	keyGatewayWS, keyNoMDNS, keyNoForward, keyLogLevel, keyDHT, keyVia}
+	keyGatewayWS, keyNoMDNS, keyNoForward, keyOnCritical, keyLogLevel, keyLogFormat, keyDHT, keyBalance, keyMetrics,
+	keyUI, keyOrigin, keyVia}
 
 func runConfig(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {
@@ -51,7 +52,7 @@ Examples:
 `+configExamples)
 	}
 	if len(args) == 0 {
-		usage(stderr)
+		fmt.Fprintln(stderr, "jstp-peer config: want a subcommand, init or show (see `jstp-peer config --help`)")
 		return exitUsage
 	}
 	switch args[0] {
@@ -63,8 +64,7 @@ Examples:
 	case "show":
 		return configShow(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "jstp-peer config: unknown subcommand %q (want init or show)\n\n", args[0])
-	usage(stderr)
+	fmt.Fprintf(stderr, "jstp-peer config: unknown subcommand %q: want init or show (see `jstp-peer config --help`)\n", args[0])
 	return exitUsage
 }
 

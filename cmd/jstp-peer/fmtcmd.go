@@ -62,7 +62,7 @@ exception instead); 2 usage error or unreadable FILE.`,
 	}
 	d, err := dispatch.ParseNotation(data, dispatch.Decoder{MaxSize: *maxSize, Quirks: *quirks})
 	if err != nil {
-		fmt.Fprintf(stderr, "jstp-peer fmt: invalid dispatch (%d): %v\n", dispatch.Code(err), err)
+		fmt.Fprintf(stderr, "jstp-peer fmt: %s\n", invalidText(err))
 		return exitFail
 	}
 	switch target {

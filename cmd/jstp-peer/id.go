@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -35,12 +36,20 @@ machine's interface addresses, each with /p2p/<peer id> appended. A
 running peer prints the addresses it really listens on (free ports
 resolved).
 
-Exit status: 0 printed; 1 the key cannot be read or created; 2 a usage or
-configuration error.`,
+--new makes a new identity key first, for a peer that is not running: the
+old key is kept as identity.key.old-<time> in the data directory. The
+peer id changes with it, so what others knew of the old id ends: their
+bootstrap addresses, bindings and sealed sessions with it, names it
+provided (the new id announces them again when it starts). Do it when the
+key may have leaked.
+
+Exit status: 0 printed; 1 the key cannot be read or created (or, with
+--new, the peer is running); 2 a usage or configuration error.`,
 		idExamples)
 	s := newSettings()
 	s.register(fs, keyDataDir, keyListen, keyAnnounce, keyConfig)
 	asJSON := fs.Bool("json", false, `print {"id": ..., "addrs": [...]}`)
+	rotate := fs.Bool("new", false, "make a new identity key (a new peer id) first; the old one is kept aside")
 	pos, code, ok := parseArgs(fs, s, args, stdout, stderr)
 	if !ok {
 		return code
@@ -52,8 +61,18 @@ configuration error.`,
 	if err != nil {
 		return fail(stderr, "id", exitUsage, "%v", err)
 	}
-	key, err := identity.LoadOrCreate(dataDir)
-	if err != nil {
+	var key crypto.PrivKey
+	if *rotate {
+		unlock, err := lockDataDir(dataDir)
+		if err != nil {
+			return fail(stderr, "id", exitFail, "--new: %v (stop the peer first)", err)
+		}
+		key, err = identity.Rotate(dataDir)
+		unlock()
+		if err != nil {
+			return fail(stderr, "id", exitFail, "--new: %v", err)
+		}
+	} else if key, err = identity.LoadOrCreate(dataDir); err != nil {
 		return fail(stderr, "id", exitFail, "%v", err)
 	}
 	id, err := peer.IDFromPrivateKey(key)

@@ -9,11 +9,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/node"
 )
 
@@ -54,11 +57,17 @@ func init() {
 		{"bind", "subscribe to an endpoint and print what triggers it", runBind},
 		{"peers", "list the peers the local peer is connected to", runPeers},
 		{"saturation", "show the saturation of the local peer and of the peers it hears from", runSaturation},
+		{"connect", "make the local peer connect to another peer", runConnect},
+		{"ping", "measure round trips from the local peer to another", runPing},
+		{"resolve", "list the peers that provide a service name, with their saturation", runResolve},
+		{"provide", "make the local peer provide service names from now on", runProvide},
+		{"unprovide", "make the local peer stop providing service names", runUnprovide},
 		{"id", "print this machine's peer id and listen addresses", runID},
 		{"config", "write (init) or print (show) the config file", runConfig},
 		{"check", "validate one dispatch and print it as normalised JSON", runCheck},
 		{"match", "tell whether an endpoint pattern matches a dispatch", runMatch},
 		{"fmt", "convert a dispatch between JSON, URL and HTTP-like notations", runFmt},
+		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 		{"version", "print the version", runVersion},
 		{"help", "show help for jstp-peer or one command", runHelp},
 	}
@@ -93,11 +102,46 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	c := lookup(name)
 	if c == nil {
-		fmt.Fprintf(stderr, "jstp-peer: unknown command %q\n\n", name)
-		usage(stderr)
+		fmt.Fprintf(stderr, "jstp-peer: unknown command %q%s (see `jstp-peer --help`)\n", name, suggest(name))
 		return exitUsage
 	}
 	return c.run(ctx, args[1:], stdin, stdout, stderr)
+}
+
+// suggest names the command a mistyped one was probably meant to be:
+// `; did you mean "send"?`, or nothing.
+func suggest(name string) string {
+	best, bestDist := "", 3 // more than two edits away is another word
+	for _, c := range commands {
+		if d := editDistance(strings.ToLower(name), c.name); d < bestDist {
+			best, bestDist = c.name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func lookup(name string) *command {
@@ -119,26 +163,40 @@ Usage:
 
 Commands:
 `)
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run "jstp-peer help COMMAND" (or "jstp-peer COMMAND -h") for a command's
 flags and examples. Flags may be written -flag or --flag.
 
-Every flag of up, send, bind, peers, id and config can also be set with
-the environment variable JSTP_PEER_<FLAG> (JSTP_PEER_DATA_DIR,
-JSTP_PEER_LISTEN=a,b), and the peer settings in the config file; see
-"jstp-peer config -h" and docs/cli.md.
+Every flag of the network commands can also be set with the environment
+variable JSTP_PEER_<FLAG> (JSTP_PEER_DATA_DIR, JSTP_PEER_LISTEN=a,b), and the
+peer settings in the config file; see "jstp-peer config -h" and docs/cli.md.
+
+Exit status: 0 success; 1 a negative outcome (a failed answer, no peer, an
+invalid dispatch, no match); 2 a usage or configuration error; 130
+interrupted.
 
 Examples:
   jstp-peer up                                  terminal 1: run a peer
   jstp-peer send 'jstp:///peer'                 terminal 2: ask it who it is
   jstp-peer send 'jstp://12D3KooW.../echo/hi'   ask another peer, by peer id
+  jstp-peer send 'jstp:///ip4/127.0.0.1/tcp/4033/p2p/12D3KooW.../peer'
+                                                ... or by its multiaddr, pasted
+  jstp-peer send 'jstp:///peer' --format body   only the answer's body
   jstp-peer bind 'POST jstp:///news/*'          watch POSTs to /news/*
+  jstp-peer connect /ip4/192.0.2.7/tcp/4033/p2p/12D3KooW...
+  jstp-peer provide menu.example                serve a name from now on
+  jstp-peer resolve menu.example                who serves it, how loaded
   jstp-peer check dispatch.json
   echo 'jstp://pizza.com.ar/foods/pizza' | jstp-peer check
   jstp-peer fmt --to http dispatch.json
+  source <(jstp-peer completion bash)           complete commands and flags
 `)
 }
 
@@ -150,8 +208,7 @@ func runHelp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	c := lookup(args[0])
 	if c == nil || c.name == "help" {
 		if c == nil {
-			fmt.Fprintf(stderr, "jstp-peer help: unknown command %q\n\n", args[0])
-			usage(stderr)
+			fmt.Fprintf(stderr, "jstp-peer help: unknown command %q%s (see `jstp-peer --help`)\n", args[0], suggest(args[0]))
 			return exitUsage
 		}
 		usage(stdout)
@@ -165,17 +222,28 @@ func runVersion(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	v := version
+	fmt.Fprintf(stdout, "jstp-peer %s\n", versionText())
+	return exitOK
+}
+
+// versionText is what `version` prints after "jstp-peer ": the version
+// written as GET ["peer"] reports it (0.1.0, no "v"), then the protocol,
+// the toolchain and the platform. A build from a checkout has no module
+// version ("(devel)"), so the engine's version stands for it; a release
+// whose module version differs from the engine's names both.
+func versionText() string {
+	v := strings.TrimPrefix(version, "v")
 	if v == "" {
-		// A build from a checkout says "(devel)": the engine's version,
-		// which GET ["peer"] reports too, says more.
-		v = "v" + node.Version
+		v = node.Version
 		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
+			v = strings.TrimPrefix(bi.Main.Version, "v")
 		}
 	}
-	fmt.Fprintf(stdout, "jstp-peer %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return exitOK
+	extra := ""
+	if v != node.Version {
+		extra = "engine " + node.Version + ", "
+	}
+	return fmt.Sprintf("%s (%sJSTP/%s, %s, %s/%s)", v, extra, dispatch.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // newFlagSet returns a flag set whose -h output is the usage line, the
@@ -209,7 +277,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		}
 		help = strings.ReplaceAll(help, "\n", "\n      ")
 		fmt.Fprintf(w, "%s\n      %s", line, help)
-		if f.DefValue != "" && f.DefValue != "false" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(w)
@@ -231,12 +299,45 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 		_, _ = stdout.Write(out.Bytes())
 		return exitOK, false
 	default:
-		msg := err.Error()
-		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-			msg = "unknown flag --" + strings.TrimLeft(name, "-")
-		}
-		return usageError(fs, stderr, "%s", msg), false
+		return usageError(fs, stderr, "%s", flagErrorText(fs, err)), false
 	}
+}
+
+// The flag package's errors, which name flags the Go way (-name) and say
+// "parse error" about a value.
+var (
+	flagInvalid = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-(\S+): (.*)$`)
+	flagNoValue = regexp.MustCompile(`^flag needs an argument: -(\S+)$`)
+)
+
+// flagErrorText rewrites a flag error as the rest of the CLI speaks:
+// "--timeout "soon": want a duration such as 500ms, 10s or 1m".
+func flagErrorText(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return "unknown flag --" + strings.TrimLeft(name, "-")
+	}
+	if m := flagNoValue.FindStringSubmatch(msg); m != nil {
+		return "--" + m[1] + " needs a value"
+	}
+	m := flagInvalid.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	value, name, why := m[1], m[2], m[3]
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case time.Duration:
+				why = "want a duration such as 500ms, 10s or 1m"
+			case int, int64, uint, uint64:
+				why = "want a whole number"
+			case bool:
+				why = "want true or false"
+			}
+		}
+	}
+	return fmt.Sprintf("--%s %q: %s", name, value, why)
 }
 
 // usageError reports a wrong use of a command in one line, with a pointer

@@ -13,10 +13,11 @@ import (
 const (
 	formatJSON = "json" // one JSON dispatch per line, as peers send them
 	formatHTTP = "http" // the HTTP-like notation, a blank line between dispatches
+	formatBody = "body" // only the body, one line of JSON per dispatch (null for none)
 )
 
 func newFormatFlag() *choiceFlag {
-	return &choiceFlag{v: formatJSON, choices: []string{formatJSON, formatHTTP}}
+	return &choiceFlag{v: formatJSON, choices: []string{formatJSON, formatHTTP, formatBody}}
 }
 
 // printer writes dispatches in one format. It is used from one goroutine.
@@ -27,12 +28,20 @@ type printer struct {
 }
 
 func (p *printer) print(d *dispatch.Dispatch) {
-	if p.format == formatHTTP {
+	switch p.format {
+	case formatHTTP:
 		if p.n > 0 {
 			_, _ = io.WriteString(p.w, "\n")
 		}
 		_, _ = io.WriteString(p.w, dispatch.FormatHTTP(d))
-	} else {
+	case formatBody:
+		// Scripts read one JSON value per line, as jq does.
+		body := "null"
+		if len(d.Body) > 0 {
+			body = compactJSON(d.Body)
+		}
+		_, _ = io.WriteString(p.w, body+"\n")
+	default:
 		_, _ = p.w.Write(append(d.AppendJSON(nil), '\n'))
 	}
 	p.n++

@@ -23,7 +23,11 @@ const sendExamples = `  jstp-peer send 'jstp:///peer'                      GET [
   jstp-peer send 'POST jstp://pizza.com.ar/orders' --body '{"size":"L"}'
   jstp-peer send @request.txt --format http          HTTP-like notation from a file
   echo '{"method":"GET","resource":["peers"]}' | jstp-peer send -
+  jstp-peer send 'jstp:///ip4/127.0.0.1/tcp/4033/p2p/12D3KooW.../peer'   a multiaddr, pasted
   jstp-peer send 'jstp://<peer id>/peer' --bootstrap /ip4/203.0.113.7/tcp/4033/p2p/12D3KooW...
+  jstp-peer send 'jstp:///peer' --format body | jq .version
+  jstp-peer send 'jstp:///health' --quiet && echo healthy
+  jstp-peer send 'POST jstp://<gateway id>,<peer id>/vault' --body '"secret"' --seal
 
   Each answer prints as it arrives, here one line of JSON:
     {"protocol":["JSTP","0.4"],"method":"ANSWER","resource":[200,"<txid>","<trigger>"],...,"body":{...}}
@@ -44,9 +48,16 @@ peer is started in this process instead: it joins the mesh through the
 bootstrap peers, sends, collects the answers and stops.
 
 Answers print as they arrive (--format json: one dispatch per line; http:
-the HTTP-like notation, a blank line between answers). The command stops
-when every answer is in: the peer says how many subscribers will answer
-(docs/cli.md), and answers 504 for those that do not within --timeout.
+the HTTP-like notation, a blank line between answers; body: only the body
+of each 2xx answer, one line of JSON each, and the others as errors on
+standard error). --quiet prints no answer: the exit status says it all.
+The command stops when every answer is in: the peer says how many
+subscribers will answer (docs/cli.md), and answers 504 for those that do
+not within --timeout.
+
+A peer can be named by its id (jstp://12D3KooW.../echo/hi) or by its whole
+multiaddr, pasted as "jstp-peer up" prints it:
+jstp:///ip4/127.0.0.1/tcp/4033/p2p/12D3KooW.../echo/hi.
 
 Exit status: 0 at least one answer arrived and all were 2xx; 1 a non-2xx
 answer, no answer, or no peer to send through; 2 a usage error or an
@@ -59,7 +70,9 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 	fs.Var(&body, "body", "the dispatch's body: `JSON`, or text sent as a JSON string; @FILE reads a file")
 	timeout := fs.Duration("timeout", defaultTimeout, "how long to wait for answers")
 	format := newFormatFlag()
-	fs.Var(format, "format", "output: `json` (one dispatch per line) or http (HTTP-like notation)")
+	fs.Var(format, "format", "output: `json` (one dispatch per line), http (HTTP-like notation)\nor body (the bodies of 2xx answers, one JSON value per line)")
+	seal := fs.Bool("seal", false, "seal the dispatch to its recipient (the last host: a peer id or a service\nname) so that no gateway reads it; its answers come back sealed")
+	quiet := fs.Bool("quiet", false, "print no answers; the exit status tells success (all 2xx) from failure")
 	pos, code, ok := parseArgs(fs, s, args, stdout, stderr)
 	if !ok {
 		return code
@@ -94,13 +107,33 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 		// wait for its timeout.
 		return fail(stderr, "send", exitUsage, "send takes a regular dispatch (GET, POST, PUT, PATCH, DELETE), not an %s", d.Kind())
 	}
+	if *seal {
+		if len(d.Host) == 0 {
+			return fail(stderr, "send", exitUsage, "--seal: the dispatch names no recipient (a peer id or a service name as its host)")
+		}
+		if d.Extra == nil {
+			d.Extra = map[string]json.RawMessage{}
+		}
+		d.Extra[node.SealHeader] = json.RawMessage(`true`)
+	}
 	// The transaction id is stamped where the dispatch is sent (the
 	// client, or the engine's own Request).
 	if err := d.Validate(); err != nil {
-		return fail(stderr, "send", exitUsage, "invalid dispatch (%d): %v", dispatch.Code(err), err)
+		return fail(stderr, "send", exitUsage, "%s", invalidText(err))
 	}
 
 	out := &printer{w: stdout, format: format.v}
+	show := func(a *dispatch.Dispatch, code int) {
+		switch {
+		case *quiet:
+		case format.v == formatBody && (code < 200 || code > 299):
+			// Standard output holds the bodies of successes only, so a
+			// script can read it as data.
+			fmt.Fprintf(stderr, "jstp-peer send: %s\n", strings.ReplaceAll(answerText(a, code), "\n", "; "))
+		default:
+			out.print(a)
+		}
+	}
 	via := viaAddr(s)
 	c, err := dial(ctx, via, stderr)
 	if err != nil {
@@ -108,17 +141,17 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 			return fail(stderr, "send", exitInterrupted, "%v", ctx.Err())
 		}
 		if boot := s.List(keyBootstrap); len(boot) > 0 {
-			return sendThroughOwnPeer(ctx, d, boot, *timeout, out, stderr)
+			return sendThroughOwnPeer(ctx, d, boot, *timeout, show, stderr)
 		}
 		return fail(stderr, "send", exitFail, "%s", noPeerMessage(via, err, true))
 	}
 	defer c.Close()
-	res, err := request(ctx, c, d, *timeout, func(a *dispatch.Dispatch, _ int) { out.print(a) }, nil)
+	res, err := request(ctx, c, d, *timeout, show, nil)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return fail(stderr, "send", exitInterrupted, "interrupted while waiting for answers")
 		}
-		return fail(stderr, "send", exitUsage, "invalid dispatch (%d): %v", dispatch.Code(err), err)
+		return fail(stderr, "send", exitUsage, "%s", invalidText(err))
 	}
 	return sendStatus(res, via, *timeout, stderr)
 }
@@ -190,10 +223,28 @@ func readDispatchArg(ctx context.Context, arg string, stdin io.Reader) (*dispatc
 	// which the notations leave out too.
 	d, err := dispatch.ParseNotation(data, dispatch.Decoder{Quirks: true})
 	if err != nil {
-		return nil, fmt.Errorf("invalid dispatch (%d): %w", dispatch.Code(err), err)
+		return nil, invalidError{err}
 	}
 	return d, nil
 }
+
+// invalidText describes an invalid dispatch in one line: "invalid
+// dispatch (405): unknown method ...", the code once, not the code and
+// then the sentinel's words for it ("bad dispatch: ...").
+func invalidText(err error) string {
+	code := dispatch.Code(err)
+	msg := err.Error()
+	if s := dispatch.ErrorForCode(code); s != nil {
+		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	}
+	return fmt.Sprintf("invalid dispatch (%d): %s", code, msg)
+}
+
+// invalidError is a dispatch that does not parse, worded by invalidText.
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string { return invalidText(e.err) }
+func (e invalidError) Unwrap() error { return e.err }
 
 // bodyArg reads --body: JSON as it is, anything else as a JSON string,
 // @FILE from a file (by the same rule).
@@ -230,7 +281,7 @@ func readFileLimited(path string, limit int) ([]byte, error) {
 // sendThroughOwnPeer is send without a local peer: a short-lived peer in
 // this process joins the mesh through the bootstrap peers, sends d with
 // the engine's own request and stops.
-func sendThroughOwnPeer(ctx context.Context, d *dispatch.Dispatch, boot []string, timeout time.Duration, out *printer, stderr io.Writer) int {
+func sendThroughOwnPeer(ctx context.Context, d *dispatch.Dispatch, boot []string, timeout time.Duration, show func(*dispatch.Dispatch, int), stderr io.Writer) int {
 	dir, err := os.MkdirTemp("", "jstp-peer-send-")
 	if err != nil {
 		return fail(stderr, "send", exitFail, "temporary peer: %v", err)
@@ -268,13 +319,13 @@ func sendThroughOwnPeer(ctx context.Context, d *dispatch.Dispatch, boot []string
 	defer cancel()
 	answers, err := p.Node.Request(rctx, d)
 	if err != nil {
-		return fail(stderr, "send", exitUsage, "invalid dispatch (%d): %v", dispatch.Code(err), err)
+		return fail(stderr, "send", exitUsage, "%s", invalidText(err))
 	}
 	var res answerResult
 	for a := range answers {
 		code, _, _, _ := a.AnswerInfo()
 		res.codes = append(res.codes, code)
-		out.print(a)
+		show(a, code)
 	}
 	if ctx.Err() != nil {
 		return fail(stderr, "send", exitInterrupted, "interrupted while waiting for answers")

@@ -9,14 +9,19 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
 	"github.com/jstp-peer/jstp-peer/identity"
 	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/jstp-peer/jstp-peer/routing"
 )
 
 // The peer settings: what `up` needs to start a peer, plus where the
@@ -76,8 +81,13 @@ const (
 	keyNoForward  = "no-forward"
 	keyOnCritical = "on-critical"
 	keyLogLevel   = "log-level"
+	keyLogFormat  = "log-format"
 	keyDHT        = "dht"
 	keyVia        = "via"
+	keyBalance    = "balance"
+	keyMetrics    = "metrics"
+	keyUI         = "ui"
+	keyOrigin     = "gateway-origin"
 )
 
 // settingDefs lists every setting in the order config files and
@@ -119,9 +129,24 @@ var settingDefs = []settingDef{
 	{keyLogLevel, kindString,
 		"log `LEVEL`: debug, info, warn or error (logs go to standard error)",
 		"Log level on standard error: debug, info, warn or error."},
+	{keyLogFormat, kindString,
+		"log `FORMAT`: text (key=value lines) or json (one JSON object per line);\ndispatches in logs are written in the HTTP-like notation",
+		"Log format on standard error: text (key=value lines) or json (one JSON object per line). Dispatches in logs are written in the HTTP-like notation."},
 	{keyDHT, kindString,
 		"DHT `MODE`: auto (serve the DHT only when publicly reachable), server\nor client",
 		"Kademlia DHT mode: auto (serve only while publicly reachable), server (always; for bootstrap peers and LAN or loopback meshes) or client."},
+	{keyBalance, kindString,
+		"replica `POLICY` for service names: hot-cold (default), random,\nround-robin, weighted-random or least-saturated (docs/saturation.md)",
+		"How a dispatch to a service name picks one of its replicas: hot-cold (the default: requests in flight and latency), random, round-robin, weighted-random (by declared capacity) or least-saturated."},
+	{keyMetrics, kindString,
+		"serve Prometheus metrics at http://`ADDR`/metrics (a port alone:\non 127.0.0.1); empty: off",
+		"Address of the Prometheus metrics endpoint (/metrics). Empty: off. A port alone (\":9464\") listens on 127.0.0.1."},
+	{keyUI, kindString,
+		"serve the web view at http://`ADDR`/ (a port alone: on 127.0.0.1);\nempty: off; needs the WebSocket gateway",
+		"Address of the web view (docs/operations.md). Empty: off. A port alone (\":8080\") listens on 127.0.0.1. It needs the WebSocket gateway."},
+	{keyOrigin, kindList,
+		"web origin `PATTERN` whose pages may use the WebSocket gateway\n(app.example.com, *.example.com); repeatable",
+		"Web origins (host patterns such as app.example.com or *.example.com) whose pages may use the WebSocket gateway. Empty: pages of the gateway's own host, and the web view, only."},
 	{keyVia, kindString,
 		"TCP gateway `ADDR` of the local peer (default: the gateway-tcp setting,\nelse 127.0.0.1:33333)",
 		"Where send, bind and peers reach the local peer: the TCP gateway address of a running `jstp-peer up`. Empty: the gateway-tcp setting."},
@@ -147,8 +172,12 @@ func settingDefault(key string) (s string, list []string, b bool) {
 		return mesh.DefaultGatewayWS, nil, false
 	case keyLogLevel:
 		return "info", nil, false
+	case keyLogFormat:
+		return logText, nil, false
 	case keyDHT:
 		return "auto", nil, false
+	case keyBalance:
+		return routing.DefaultPolicy, nil, false
 	}
 	return "", nil, false
 }
@@ -438,7 +467,71 @@ func (s *settings) validate() error {
 	if _, err := parseLogLevel(s.str[keyLogLevel]); err != nil {
 		return fmt.Errorf("%s: %w", s.describe(keyLogLevel), err)
 	}
+	if _, err := parseLogFormat(s.str[keyLogFormat]); err != nil {
+		return fmt.Errorf("%s: %w", s.describe(keyLogFormat), err)
+	}
+	// Addresses are checked here, where the message can name the flag,
+	// variable or file that gave them, rather than by the peer as it
+	// starts (a raw libp2p error, after the data directory is locked).
+	for _, key := range []string{keyListen, keyAnnounce, keyBootstrap} {
+		for _, a := range s.list[key] {
+			if err := checkMultiaddr(a, key == keyBootstrap); err != nil {
+				return fmt.Errorf("%s: %s %q: %w", s.describe(key), key, a, err)
+			}
+		}
+	}
+	for _, name := range s.list[keyProvide] {
+		if err := routing.ValidName(name); err != nil {
+			return fmt.Errorf("%s: provide %q: a service name is 1 to %d characters without white space, \"/\" or \":\"", s.describe(keyProvide), name, routing.MaxNameLen)
+		}
+	}
+	if _, err := routing.Policy(s.str[keyBalance], nil); err != nil {
+		return fmt.Errorf("%s: balance %q: want one of %s", s.describe(keyBalance), s.str[keyBalance], strings.Join(routing.PolicyNames, ", "))
+	}
+	for _, key := range []string{keyGatewayTCP, keyGatewayWS, keyVia, keyMetrics, keyUI} {
+		if a := strings.TrimSpace(s.str[key]); a != "" {
+			if _, port, err := net.SplitHostPort(a); err != nil || !validPort(port) {
+				return fmt.Errorf("%s: %s %q: want HOST:PORT, as in 127.0.0.1:33333 (port 0: a free one)", s.describe(key), key, a)
+			}
+		}
+	}
 	return nil
+}
+
+// checkMultiaddr checks a multiaddr setting; a bootstrap address must
+// name its peer (/p2p/<peer id>), since a peer is joined by identity.
+func checkMultiaddr(a string, needPeer bool) error {
+	m, err := multiaddr.NewMultiaddr(strings.TrimSpace(a))
+	if err != nil {
+		return fmt.Errorf("not a multiaddr (%s); write it as /ip4/192.0.2.1/tcp/4033", multiaddrProblem(err))
+	}
+	if needPeer {
+		if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
+			return errors.New("does not end in /p2p/<peer id>; `jstp-peer id` and `jstp-peer up` print whole addresses")
+		}
+	}
+	return nil
+}
+
+// multiaddrProblem is what go-multiaddr says is wrong, without the parts
+// that repeat the address and the deeper parser's words:
+// `invalid value "1.2.3" for protocol ip4`, `unknown protocol ipx`.
+func multiaddrProblem(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, `": `); ok && strings.HasPrefix(msg, "failed to parse multiaddr ") {
+		msg = rest
+	}
+	if strings.HasPrefix(msg, "invalid value ") {
+		if i := strings.Index(msg, ": "); i > 0 {
+			msg = msg[:i]
+		}
+	}
+	return msg
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 // describe names where a setting's value came from, for error messages:
@@ -454,6 +547,22 @@ func (s *settings) describe(key string) string {
 		return "config file " + strings.TrimPrefix(src, "file ")
 	}
 	return key
+}
+
+// Log formats.
+const (
+	logText = "text"
+	logJSON = "json"
+)
+
+func parseLogFormat(s string) (string, error) {
+	switch f := strings.ToLower(strings.TrimSpace(s)); f {
+	case "", logText:
+		return logText, nil
+	case logJSON:
+		return logJSON, nil
+	}
+	return "", fmt.Errorf("log format %q: want text or json", s)
 }
 
 func parseLogLevel(s string) (slog.Level, error) {

@@ -184,6 +184,12 @@ func TestSettingsErrors(t *testing.T) {
 		{"bad bool env", []string{"--data-dir", dir}, map[string]string{"JSTP_PEER_NO_MDNS": "maybe"}, "want true or false"},
 		{"missing named config", []string{"--config", filepath.Join(dir, "none.json")}, nil, "no such file"},
 		{"wrong type in file", []string{"--config", bad}, nil, `"listen" must be an array of strings`},
+		{"bad log format", []string{"--data-dir", dir, "--log-format", "yaml"}, nil, `--log-format: log format "yaml": want text or json`},
+		{"bad listen", []string{"--data-dir", dir, "--listen", "/ip4/1.2.3/tcp/1"}, nil, `--listen: listen "/ip4/1.2.3/tcp/1": not a multiaddr (invalid value "1.2.3" for protocol ip4)`},
+		{"bad announce env", []string{"--data-dir", dir}, map[string]string{"JSTP_PEER_ANNOUNCE": "nope"}, `JSTP_PEER_ANNOUNCE: announce "nope": not a multiaddr (must begin with /)`},
+		{"bootstrap without a peer", []string{"--data-dir", dir, "--bootstrap", "/ip4/127.0.0.1/tcp/4033"}, nil, "does not end in /p2p/<peer id>"},
+		{"bad provide", []string{"--data-dir", dir, "--provide", "a/b"}, nil, `--provide: provide "a/b"`},
+		{"bad via", []string{"--data-dir", dir, "--via", "localhost"}, nil, `--via: via "localhost": want HOST:PORT`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := resolveWith(t, tc.args, tc.env)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/identity"
+	"github.com/jstp-peer/jstp-peer/internal/metrics"
 	"github.com/jstp-peer/jstp-peer/mesh"
 	"github.com/jstp-peer/jstp-peer/node"
 )
@@ -49,10 +49,15 @@ peer id derives from it. It listens for other peers (TCP and QUIC, port 4033;
 free ports when 4033 is taken, so a second peer on the machine needs only
 another --data-dir), finds peers on the local network with mDNS, joins the
 mesh through --bootstrap peers, and serves GET /peer, /peers,
-/subscriptions and any method on /echo/... . Local programs and the send,
-bind and peers commands reach it through its classic gateways: TCP
-(newline-delimited JSON) on 127.0.0.1:33333 and WebSocket on
-127.0.0.1:33334, or free ports when those are taken.
+/subscriptions, /saturation, any method on /echo/..., and the operator
+resources that connect, ping, resolve, provide and unprovide use (to this
+machine only). Local programs and the other commands reach it through its
+classic gateways: TCP (newline-delimited JSON) on 127.0.0.1:33333 and
+WebSocket on 127.0.0.1:33334, or free ports when those are taken.
+
+Logs go to standard error: key=value lines, or JSON lines with
+--log-format json; dispatches in them are written in the HTTP-like
+notation.
 
 Settings come from flags, then JSTP_PEER_<FLAG> environment variables
 (JSTP_PEER_LISTEN=a,b for repeatable flags), then the config file (see
@@ -63,7 +68,8 @@ on standard error); 2 a usage or configuration error.`,
 		upExamples)
 	s := newSettings()
 	s.register(fs, keyDataDir, keyListen, keyAnnounce, keyBootstrap, keyProvide, keyGatewayTCP, keyGatewayWS,
-		keyNoMDNS, keyNoForward, keyOnCritical, keyDHT, keyLogLevel, keyConfig)
+		keyNoMDNS, keyNoForward, keyOnCritical, keyBalance, keyMetrics, keyUI, keyOrigin, keyDHT, keyLogLevel,
+		keyLogFormat, keyConfig)
 	pos, code, ok := parseArgs(fs, s, args, stdout, stderr)
 	if !ok {
 		return code
@@ -71,8 +77,9 @@ on standard error); 2 a usage or configuration error.`,
 	if len(pos) != 0 {
 		return usageError(fs, stderr, "want no arguments, got %q", pos)
 	}
-	level, _ := parseLogLevel(s.String(keyLogLevel)) // validated by resolve
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	level, _ := parseLogLevel(s.String(keyLogLevel))       // validated by resolve
+	logFormat, _ := parseLogFormat(s.String(keyLogFormat)) // likewise
+	log := newLogger(stderr, level, logFormat)
 	dhtMode, _ := mesh.ParseDHTMode(s.String(keyDHT))
 
 	dataDir, err := s.DataDir()
@@ -122,17 +129,31 @@ on standard error); 2 a usage or configuration error.`,
 			// log noise for nothing.
 			Loopback: mesh.AllLoopback(listen) && (len(boot) == 0 || mesh.AllLoopback(boot)),
 		},
-		Provide:    s.List(keyProvide),
-		DataDir:    dataDir,
-		NoForward:  s.Bool(keyNoForward),
-		GatewayTCP: gateways[keyGatewayTCP],
-		GatewayWS:  gateways[keyGatewayWS],
-		Logger:     log,
+		Provide:        s.List(keyProvide),
+		DataDir:        dataDir,
+		NoForward:      s.Bool(keyNoForward),
+		GatewayTCP:     gateways[keyGatewayTCP],
+		GatewayWS:      gateways[keyGatewayWS],
+		GatewayOrigins: s.List(keyOrigin),
+		Balance:        s.String(keyBalance),
+		Logger:         log,
 	}
+	var onCrit *hook
 	if command := strings.TrimSpace(s.String(keyOnCritical)); command != "" {
+		onCrit = &hook{command: command, stderr: stderr, log: log}
 		// Bound before the first report: a peer already critical when it
 		// starts raises its event then.
-		cfg.Setup = func(p *node.Peer) error { return onCritical(p, command, stderr, log) }
+		cfg.Setup = func(p *node.Peer) error { return onCrit.onCritical(p) }
+	}
+	// The web view listens before the peer starts: the gateway must admit
+	// its page's origin, which names the port actually listened on.
+	var ui *uiServer
+	if addr := loopbackDefault(s.String(keyUI)); addr != "" {
+		if ui, err = listenUI(addr, onCrit, log); err != nil {
+			return fail(stderr, "up", exitFail, "--ui %s: %v", addr, err)
+		}
+		defer ui.Close()
+		cfg.GatewayOrigins = append(cfg.GatewayOrigins, ui.origins...)
 	}
 	p, err := node.Start(ctx, cfg)
 	if err != nil {
@@ -145,7 +166,27 @@ on standard error); 2 a usage or configuration error.`,
 		}
 		return fail(stderr, "up", exitFail, "cannot start the peer: %v%s", err, hint)
 	}
+	if ui != nil {
+		if err := ui.serve(p); err != nil {
+			p.Close()
+			return fail(stderr, "up", exitFail, "--ui: %v (the web view needs the WebSocket gateway, --gateway-ws)", err)
+		}
+	}
+	var ms *metrics.Server
+	if addr := loopbackDefault(s.String(keyMetrics)); addr != "" {
+		if ms, err = metrics.Listen(addr, p, metrics.WithLogger(log)); err != nil {
+			p.Close()
+			return fail(stderr, "up", exitFail, "--metrics %s: %v", addr, err)
+		}
+		defer ms.Close()
+	}
 	printUp(stdout, p, dataDir, cfg)
+	if ui != nil {
+		fmt.Fprintf(stdout, "web view: %s\n", ui.url())
+	}
+	if ms != nil {
+		fmt.Fprintf(stdout, "metrics: %s\n", ms.URL())
+	}
 	if ready != nil {
 		ready(p)
 	}
@@ -153,6 +194,13 @@ on standard error); 2 a usage or configuration error.`,
 
 	<-ctx.Done()
 	log.Info("stopping")
+	// Operator endpoints first: nothing reads a peer that is closing.
+	if ui != nil {
+		ui.Close()
+	}
+	if ms != nil {
+		ms.Close()
+	}
 	// Close waits for every part of the peer; it is given a bound so a
 	// stuck part cannot keep the process alive after Ctrl-C. On timeout
 	// the goroutine is left behind, and the process exits just after.

@@ -278,7 +278,7 @@ func TestSendErrors(t *testing.T) {
 		{"two dispatches", []string{"send", "jstp:///a", "jstp:///b"}, exitUsage, "want one DISPATCH"},
 		{"invalid", []string{"send", "FETCH jstp:///a"}, exitUsage, "invalid dispatch (405)"},
 		{"bind is not for send", []string{"send", "BIND POST jstp:///a"}, exitUsage, "jstp-peer bind"},
-		{"bad format", []string{"send", "jstp:///a", "--format", "xml"}, exitUsage, "want json or http"},
+		{"bad format", []string{"send", "jstp:///a", "--format", "xml"}, exitUsage, "want json, http or body"},
 		{"no such file", []string{"send", "@" + filepath.Join(t.TempDir(), "none")}, exitUsage, "no such file"},
 		{"nobody listening", []string{"send", "jstp:///peer", "--via", via}, exitFail,
 			"no peer at " + via},
@@ -412,12 +412,16 @@ func TestBinaryUpAndSend(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	gateway := make(chan string, 1)
+	var listening []string // written before gateway is sent
 	go func() {
 		// Read up's output to the end (it ends when up exits), so up
 		// never blocks on a full pipe; the wait comes after, as
 		// exec.Cmd requires.
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "  /"); ok {
+				listening = append(listening, "/"+a)
+			}
 			if m := gatewayLine.FindStringSubmatch(sc.Text()); m != nil {
 				gateway <- m[1]
 			}
@@ -467,6 +471,15 @@ func TestBinaryUpAndSend(t *testing.T) {
 	echoed, err := dispatch.Decode(as[0].Body)
 	if err != nil || strings.Join(echoed.ResourceText(), "/") != "echo/hello" || echoed.Method != "GET" {
 		t.Fatalf("the answer's body does not echo the dispatch: %s (%v)", as[0].Body, err)
+	}
+
+	// The address `up` printed, pasted into a URL as it is.
+	if len(listening) == 0 {
+		t.Fatal("up printed no listening address")
+	}
+	code, out, errOut = send("jstp://"+listening[0]+"/echo/pasted", "--via", gw, "--format", "body")
+	if code != 0 || !strings.Contains(out, `"resource":["echo","pasted"]`) {
+		t.Fatalf("send to the pasted multiaddr %s: exit %d\nstdout %s\nstderr %s", listening[0], code, out, errOut)
 	}
 
 	code, out, errOut = send("jstp:///nothing/here", "--via", gw)
