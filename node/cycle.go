@@ -293,6 +293,11 @@ func (n *Node) ReceiveNotification(ctx context.Context, from Origin, d *dispatch
 
 // process handles a dispatch addressed to this engine.
 func (n *Node) process(ctx context.Context, d *dispatch.Dispatch, rt replyTo) error {
+	if k := d.Kind(); k == dispatch.Regular || k == dispatch.Subscription {
+		if err := n.checkAccess(d, rt); err != nil {
+			return err
+		}
+	}
 	switch d.Kind() {
 	case dispatch.Answer:
 		n.routeAnswer(ctx, d, rt)

@@ -88,6 +88,7 @@ type Node struct {
 
 	replay  *identity.ReplayGuard // signed dispatches seen
 	retries retryBudget
+	access  atomic.Pointer[AccessRules]
 	sealing *sealing // nil without a sealing key
 
 	omu     sync.Mutex

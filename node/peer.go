@@ -59,6 +59,9 @@ type PeerConfig struct {
 	Saturation SaturationConfig
 	// Options are passed to New after the peer's own.
 	Options []Option
+	// Access are the access rules the peer starts with (nil: allow all);
+	// Node.SetAccessRules replaces them while it runs.
+	Access *AccessRules
 	// Setup, if set, registers the application's handlers and bindings
 	// on the built peer before it lets anything in and before its first
 	// saturation report: a handler registered after Start may miss the
@@ -166,6 +169,7 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 		return nil, err
 	}
 	p.Node = n
+	n.SetAccessRules(cfg.Access)
 	p.dialer = mesh.NewDialer(n, gwCfg)
 	if err := p.serveBuiltins(); err != nil {
 		p.Close()

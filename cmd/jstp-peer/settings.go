@@ -88,6 +88,7 @@ const (
 	keyMetrics    = "metrics"
 	keyUI         = "ui"
 	keyOrigin     = "gateway-origin"
+	keyAccess     = "access"
 )
 
 // settingDefs lists every setting in the order config files and
@@ -147,6 +148,9 @@ var settingDefs = []settingDef{
 	{keyOrigin, kindList,
 		"web origin `PATTERN` whose pages may use the WebSocket gateway\n(app.example.com, *.example.com); repeatable",
 		"Web origins (host patterns such as app.example.com or *.example.com) whose pages may use the WebSocket gateway. Empty: pages of the gateway's own host, and the web view, only."},
+	{keyAccess, kindString,
+		"access rules `FILE` (default: DATA-DIR/access.json when it exists);\nreloaded when it changes and on SIGHUP",
+		"File of access rules (docs/security.md): who may send what to this peer. Empty: DATA-DIR/access.json when it exists, else every dispatch is allowed. Reloaded when it changes and on SIGHUP."},
 	{keyVia, kindString,
 		"TCP gateway `ADDR` of the local peer (default: the gateway-tcp setting,\nelse 127.0.0.1:33333)",
 		"Where send, bind and peers reach the local peer: the TCP gateway address of a running `jstp-peer up`. Empty: the gateway-tcp setting."},

@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/identity"
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 )
 
 // send --seal through a gateway peer: the recipient echoes the plaintext
@@ -128,5 +130,40 @@ func TestUpOperatorEndpoints(t *testing.T) {
 	code, _, errOut := runCmd(context.Background(), append([]string{"up"}, append(loopbackUp(t), "--balance", "fastest")...)...)
 	if code != exitUsage || !strings.Contains(errOut, "hot-cold") {
 		t.Fatalf("--balance fastest: exit %d, %s", code, errOut)
+	}
+}
+
+// up reads DATA-DIR/access.json: another peer is refused 403 where a rule
+// denies it, and a change of the file takes effect while the peer runs.
+func TestUpAccessRules(t *testing.T) {
+	a := startUp(t, loopbackUp(t)...)
+	args := loopbackUp(t)
+	dataDir := args[1]
+	rules := filepath.Join(dataDir, "access.json")
+	if err := os.WriteFile(rules, []byte(`{"rules": [{"action": "deny", "peers": ["*"], "resource": ["echo", "..."]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startUp(t, append(args, "--bootstrap", a.p.Host.Addrs()[0].String()+"/p2p/"+a.id())...)
+	send := func() int {
+		_, out, errOut := runCmd(context.Background(), "send", "jstp://"+b.id()+"/echo/x", "--via", a.gw, "--format", "json")
+		as := answersIn(t, out)
+		if len(as) != 1 {
+			t.Fatalf("answers %s (%s)", out, errOut)
+		}
+		return answerCode(t, as[0])
+	}
+	if code := send(); code != 403 {
+		t.Fatalf("denied echo: %d, want 403", code)
+	}
+	if err := os.WriteFile(rules, []byte(`{"rules": [{"action": "deny", "peers": ["*"], "resource": ["nothing", "here", "..."]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the new rules to apply", func() bool { return send() == 200 })
+
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"rules": [{"action": "perhaps", "peers": ["*"]}]}`), 0o600)
+	code, _, errOut := runCmd(context.Background(), append([]string{"up"}, append(loopbackUp(t), "--access", bad)...)...)
+	if code != exitUsage || !strings.Contains(errOut, "allow or deny") {
+		t.Fatalf("bad rules: exit %d, %s", code, errOut)
 	}
 }

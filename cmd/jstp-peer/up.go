@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -68,7 +69,7 @@ on standard error); 2 a usage or configuration error.`,
 		upExamples)
 	s := newSettings()
 	s.register(fs, keyDataDir, keyListen, keyAnnounce, keyBootstrap, keyProvide, keyGatewayTCP, keyGatewayWS,
-		keyNoMDNS, keyNoForward, keyOnCritical, keyBalance, keyMetrics, keyUI, keyOrigin, keyDHT, keyLogLevel,
+		keyNoMDNS, keyNoForward, keyOnCritical, keyBalance, keyMetrics, keyUI, keyOrigin, keyAccess, keyDHT, keyLogLevel,
 		keyLogFormat, keyConfig)
 	pos, code, ok := parseArgs(fs, s, args, stdout, stderr)
 	if !ok {
@@ -138,6 +139,13 @@ on standard error); 2 a usage or configuration error.`,
 		Balance:        s.String(keyBalance),
 		Logger:         log,
 	}
+	var accessInfo os.FileInfo
+	accessFile := accessPath(s, dataDir)
+	if accessFile != "" {
+		if cfg.Access, accessInfo, err = loadAccess(accessFile); err != nil {
+			return fail(stderr, "up", exitUsage, "%v", err)
+		}
+	}
 	var onCrit *hook
 	if command := strings.TrimSpace(s.String(keyOnCritical)); command != "" {
 		onCrit = &hook{command: command, stderr: stderr, log: log}
@@ -179,6 +187,10 @@ on standard error); 2 a usage or configuration error.`,
 			return fail(stderr, "up", exitFail, "--metrics %s: %v", addr, err)
 		}
 		defer ms.Close()
+	}
+	if accessFile != "" {
+		w := watchAccess(accessFile, p.Node, accessInfo, log)
+		defer w.Close()
 	}
 	printUp(stdout, p, dataDir, cfg)
 	if ui != nil {
