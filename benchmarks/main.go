@@ -32,6 +32,7 @@ type options struct {
 	only   string
 	json   bool
 	prof   string
+	gossip int
 }
 
 // groups are the benchmarks -only accepts, in the order they run.
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run one benchmark: "+strings.Join(groups, ", "))
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	flag.StringVar(&o.prof, "cpuprofile", "", "write CPU profiles of every child process to this directory (ROLE.pprof)")
+	flag.IntVar(&o.gossip, "gossip", 0, "instead of the suite, measure what saturation gossip costs a peer in a mesh of `N` peers (in this process)")
 	role.register(flag.CommandLine)
 	flag.Parse()
 
@@ -60,6 +62,13 @@ func main() {
 	if role.name != "" {
 		if err := runRole(ctx, role); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", role.name, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.gossip > 0 {
+		if err := runGossip(ctx, o.gossip, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "benchmarks:", err)
 			os.Exit(1)
 		}
 		return
