@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
@@ -30,6 +31,9 @@ func (n *Node) Attach(l mesh.Link) mesh.FrameFunc {
 	if o.kind == mesh.PeerLink {
 		o.peer, _ = peer.Decode(l.ID())
 	}
+	if n.cfg.linkRate > 0 && o.kind != mesh.ClassicOut {
+		o.rate = rate.NewLimiter(rate.Limit(n.cfg.linkRate), max(1, n.cfg.linkRate/10))
+	}
 	if o.kind != mesh.ClassicIn {
 		// Peers and classic engines are where forwarded dispatches go;
 		// the engine finds their origin again from the link.
@@ -47,6 +51,7 @@ type linkOrigin struct {
 	peer  peer.ID     // the peer at the other end of a PeerLink
 	prov  atomic.Bool // a classic client declared the "provisional" extension
 	limit int64
+	rate  *rate.Limiter // nil: no rate limit (WithLinkRate)
 
 	// inflight counts deliveries caused by this link's dispatches that
 	// are queued or running. At the limit the link is not read until one
@@ -171,6 +176,23 @@ func (o *linkOrigin) admit(ctx context.Context) bool {
 	if o.kind == mesh.ClassicIn {
 		if err := o.l.WaitRoom(ctx); err != nil {
 			return false
+		}
+	}
+	if o.rate != nil {
+		// Over its rate the link is read no faster: the sender is slowed
+		// by flow control, nothing it sent is dropped.
+		if d := o.rate.Reserve().Delay(); d > 0 {
+			o.n.stats.rateLimited.Add(1)
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return false
+			case <-o.l.Done():
+				t.Stop()
+				return false
+			}
 		}
 	}
 	for o.inflight.Load() >= o.limit {

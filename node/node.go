@@ -202,6 +202,12 @@ func (n *Node) Handle(ep dispatch.Endpoint, h Handler, opts ...HandleOption) (*S
 	return s, nil
 }
 
+// MaxSubscriptionsPerOrigin bounds the subscriptions one origin (a
+// peer, a gateway client) may hold on an engine: each holds a queue, and
+// an outsider must not be able to bind its way through the peer's
+// memory. Beyond it, BIND is answered 403.
+const MaxSubscriptionsPerOrigin = 256
+
 // HandleOption configures a Handle subscription.
 type HandleOption func(*subscription)
 
@@ -274,10 +280,16 @@ func (n *Node) subscribe(ep dispatch.Endpoint, owner Origin, h Handler, workers 
 		max:     workers,
 		mirror:  mirror,
 	}
-	n.subs.add(s)
-	if owner != Origin(n.local) {
-		n.watch(owner)
+	if owner == Origin(n.local) {
+		n.subs.add(s)
+		return &Subscription{s}, nil
 	}
+	if !n.subs.addLimited(s, MaxSubscriptionsPerOrigin) {
+		n.stats.forbidden.Add(1)
+		n.warn.Warn("refused a subscription over the limit", "owner", owner.ID(), "limit", MaxSubscriptionsPerOrigin)
+		return nil, dispatch.Errorf(dispatch.ErrForbidden, "%s has %d subscriptions here, the limit", owner.ID(), MaxSubscriptionsPerOrigin)
+	}
+	n.watch(owner)
 	return &Subscription{s}, nil
 }
 

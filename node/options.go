@@ -74,6 +74,7 @@ type config struct {
 	maxHops       int
 	key           crypto.PrivKey
 	signAll       bool
+	linkRate      int
 	sealKey       *identity.SealingKey
 	sealRecord    []byte
 }
@@ -100,6 +101,14 @@ func WithQueueLen(n int) Option { return func(c *config) { c.queueLen = n } }
 // or processed at once (default 256); at the bound the link is not read
 // until one completes.
 func WithLinkInflight(n int) Option { return func(c *config) { c.linkInflight = n } }
+
+// WithLinkRate bounds how many dispatches per second the engine reads
+// from one link (a peer, a gateway client), with bursts of a tenth of a
+// second's worth (default: no bound; the in-flight limit still applies).
+// Beyond it the link is not read until the rate allows, so a peer that
+// floods is slowed down by its transport's flow control while the others
+// are served.
+func WithLinkRate(perSecond int) Option { return func(c *config) { c.linkRate = perSecond } }
 
 // WithClock sets the clock the engine reads for timestamps, uptime and the
 // expiry of routes (default time.Now). Deadlines still run on timers.

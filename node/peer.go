@@ -59,6 +59,9 @@ type PeerConfig struct {
 	Saturation SaturationConfig
 	// Options are passed to New after the peer's own.
 	Options []Option
+	// LinkRate bounds the dispatches per second read from one link
+	// (WithLinkRate; default: none).
+	LinkRate int
 	// Access are the access rules the peer starts with (nil: allow all);
 	// Node.SetAccessRules replaces them while it runs.
 	Access *AccessRules
@@ -156,6 +159,9 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	}
 	if cfg.SignAll {
 		opts = append(opts, WithSignAll())
+	}
+	if cfg.LinkRate > 0 {
+		opts = append(opts, WithLinkRate(cfg.LinkRate))
 	}
 	sk, record, err := sealingKeyOf(cfg)
 	if err != nil {

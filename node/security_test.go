@@ -103,3 +103,80 @@ func TestRemoteCannotSetMetrics(t *testing.T) {
 		t.Fatal("the application's PUT did not set the metric")
 	}
 }
+
+// One origin cannot hold more than MaxSubscriptionsPerOrigin
+// subscriptions: the next BIND is refused with 403, and a RELEASE makes
+// room again.
+func TestSubscriptionCapPerOrigin(t *testing.T) {
+	n := newNode(t)
+	o := newChanOrigin("binder")
+	bind := func(i int) *dispatch.Dispatch {
+		d := dispatch.NewSubscription("BIND", ep("POST", "feed", strconv.Itoa(i)))
+		d.Token = []any{"tx" + strconv.Itoa(i)}
+		n.Receive(context.Background(), o, d)
+		return o.next(t)
+	}
+	for i := range MaxSubscriptionsPerOrigin {
+		if a := bind(i); answerCode(t, a) != 200 {
+			t.Fatalf("BIND %d: %s", i, a)
+		}
+	}
+	if a := bind(MaxSubscriptionsPerOrigin); answerCode(t, a) != 403 {
+		t.Fatalf("BIND over the cap: %s, want 403", a)
+	}
+	rel := dispatch.NewSubscription("RELEASE", ep("POST", "feed", "0"))
+	rel.Token = []any{"rel"}
+	n.Receive(context.Background(), o, rel)
+	if a := o.next(t); answerCode(t, a) != 200 {
+		t.Fatalf("RELEASE: %s", a)
+	}
+	if a := bind(MaxSubscriptionsPerOrigin + 1); answerCode(t, a) != 200 {
+		t.Fatalf("BIND after a RELEASE: %s, want 200", a)
+	}
+}
+
+// A peer that floods another is read no faster than the link rate, and
+// loses nothing: every one of its requests is answered, and another
+// peer's requests keep being answered meanwhile.
+func TestFloodIsRateLimited(t *testing.T) {
+	b := newTestPeer(t, nil, func(c *PeerConfig) { c.LinkRate = 2000 })
+	flooder := newTestPeer(t, b)
+	client := newTestPeer(t, b)
+	const flood = 1500
+	floodDone := make(chan int, 1)
+	go func() {
+		var chans []<-chan *dispatch.Dispatch
+		for i := range flood {
+			req := dispatch.New("GET", "echo", strconv.Itoa(i))
+			req.Host = []dispatch.Host{hostOf(b)}
+			ch, err := flooder.Node.Request(t.Context(), req)
+			if err != nil {
+				floodDone <- -1
+				return
+			}
+			chans = append(chans, ch)
+		}
+		ok := 0
+		for _, ch := range chans {
+			for a := range ch {
+				if c, _, _, _ := a.AnswerInfo(); c == 200 {
+					ok++
+				}
+			}
+		}
+		floodDone <- ok
+	}()
+	for i := range 20 {
+		req := dispatch.New("GET", "echo", "client", strconv.Itoa(i))
+		req.Host = []dispatch.Host{hostOf(b)}
+		if as := request(t, client, req); len(as) != 1 || codeOf(t, as[0]) != 200 {
+			t.Fatalf("the other client's request %d: %v", i, as)
+		}
+	}
+	if ok := <-floodDone; ok != flood {
+		t.Fatalf("the flooder got %d of %d answers", ok, flood)
+	}
+	if b.Node.Stats().RateLimited == 0 {
+		t.Fatal("the flood was never held at the link rate")
+	}
+}

@@ -21,6 +21,7 @@ type counters struct {
 	forbidden     atomic.Uint64 // refused for who sent them (403)
 	unauthorized  atomic.Uint64 // bad signatures and replays (401)
 	retried       atomic.Uint64 // requests sent to another replica after a 503
+	rateLimited   atomic.Uint64 // reads a link waited for, over its rate
 
 	obs observations // by method and code, with latencies (observe.go)
 }
@@ -37,6 +38,7 @@ type Stats struct {
 	Overloaded   uint64            `json:"overloaded"`
 	Held         uint64            `json:"held"`
 	Retried      uint64            `json:"retried"`
+	RateLimited  uint64            `json:"rateLimited"`
 	Routes       int               `json:"routes"`
 	Transactions int               `json:"transactions"`
 	Dropped      map[string]uint64 `json:"dropped"`
@@ -54,6 +56,7 @@ func (n *Node) Stats() Stats {
 		Overloaded:   s.overloaded.Load(),
 		Held:         s.held.Load(),
 		Retried:      s.retried.Load(),
+		RateLimited:  s.rateLimited.Load(),
 		Routes:       n.routes.len(),
 		Transactions: txs,
 		Dropped: map[string]uint64{

@@ -42,6 +42,7 @@ type table struct {
 	mu       sync.RWMutex
 	byMethod map[string]*trieNode
 	count    int
+	owned    map[Origin]int // subscriptions per owner
 }
 
 type trieNode struct {
@@ -49,11 +50,21 @@ type trieNode struct {
 	subs     []*subscription
 }
 
-func newTable() *table { return &table{byMethod: make(map[string]*trieNode)} }
+func newTable() *table {
+	return &table{byMethod: make(map[string]*trieNode), owned: make(map[Origin]int)}
+}
 
-func (t *table) add(s *subscription) {
+func (t *table) add(s *subscription) { t.addLimited(s, 0) }
+
+// addLimited adds s unless its owner already has limit subscriptions (0:
+// no limit), and reports whether it did.
+func (t *table) addLimited(s *subscription, limit int) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if limit > 0 && t.owned[s.owner] >= limit {
+		return false
+	}
+	t.owned[s.owner]++
 	n := t.byMethod[s.ep.Endpoint.Method]
 	if n == nil {
 		n = &trieNode{}
@@ -72,6 +83,7 @@ func (t *table) add(s *subscription) {
 	}
 	n.subs = append(n.subs, s)
 	t.count++
+	return true
 }
 
 func (t *table) remove(s *subscription) bool {
@@ -95,6 +107,9 @@ func (t *table) remove(s *subscription) bool {
 		if x == s {
 			n.subs = append(n.subs[:i:i], n.subs[i+1:]...)
 			t.count--
+			if t.owned[s.owner]--; t.owned[s.owner] <= 0 {
+				delete(t.owned, s.owner)
+			}
 			// Prune empty branches so a churn of bindings does not grow
 			// the trie for ever.
 			for j := len(path) - 1; j > 0; j-- {

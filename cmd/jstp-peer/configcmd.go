@@ -27,7 +27,7 @@ const configHeader = "jstp-peer configuration (docs/cli.md). Keys are the flags 
 // allSettingKeys are the keys config init and show take as flags.
 var allSettingKeys = []string{keyDataDir, keyConfig, keyListen, keyAnnounce, keyBootstrap, keyProvide, keyGatewayTCP,
 	keyGatewayWS, keyNoMDNS, keyNoForward, keyOnCritical, keyLogLevel, keyLogFormat, keyDHT, keyBalance, keyMetrics,
-	keyUI, keyOrigin, keyAccess, keyVia}
+	keyUI, keyOrigin, keyAccess, keyLinkRate, keyVia}
 
 func runConfig(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {

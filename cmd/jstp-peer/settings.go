@@ -89,6 +89,7 @@ const (
 	keyUI         = "ui"
 	keyOrigin     = "gateway-origin"
 	keyAccess     = "access"
+	keyLinkRate   = "link-rate"
 )
 
 // settingDefs lists every setting in the order config files and
@@ -151,6 +152,9 @@ var settingDefs = []settingDef{
 	{keyAccess, kindString,
 		"access rules `FILE` (default: DATA-DIR/access.json when it exists);\nreloaded when it changes and on SIGHUP",
 		"File of access rules (docs/security.md): who may send what to this peer. Empty: DATA-DIR/access.json when it exists, else every dispatch is allowed. Reloaded when it changes and on SIGHUP."},
+	{keyLinkRate, kindString,
+		"read at most `N` dispatches per second from one peer or gateway client\n(0: no bound); a faster sender is slowed down, not dropped",
+		"Dispatches per second read at most from one peer or gateway client; a faster sender is slowed down by flow control, nothing is dropped. 0 or empty: no bound (the in-flight limit still applies)."},
 	{keyVia, kindString,
 		"TCP gateway `ADDR` of the local peer (default: the gateway-tcp setting,\nelse 127.0.0.1:33333)",
 		"Where send, bind and peers reach the local peer: the TCP gateway address of a running `jstp-peer up`. Empty: the gateway-tcp setting."},
@@ -487,6 +491,11 @@ func (s *settings) validate() error {
 	for _, name := range s.list[keyProvide] {
 		if err := routing.ValidName(name); err != nil {
 			return fmt.Errorf("%s: provide %q: a service name is 1 to %d characters without white space, \"/\" or \":\"", s.describe(keyProvide), name, routing.MaxNameLen)
+		}
+	}
+	if v := strings.TrimSpace(s.str[keyLinkRate]); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			return fmt.Errorf("%s: link-rate %q: want a number of dispatches per second, 0 for no bound", s.describe(keyLinkRate), v)
 		}
 	}
 	if _, err := routing.Policy(s.str[keyBalance], nil); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ on standard error); 2 a usage or configuration error.`,
 		upExamples)
 	s := newSettings()
 	s.register(fs, keyDataDir, keyListen, keyAnnounce, keyBootstrap, keyProvide, keyGatewayTCP, keyGatewayWS,
-		keyNoMDNS, keyNoForward, keyOnCritical, keyBalance, keyMetrics, keyUI, keyOrigin, keyAccess, keyDHT, keyLogLevel,
+		keyNoMDNS, keyNoForward, keyOnCritical, keyBalance, keyMetrics, keyUI, keyOrigin, keyAccess, keyLinkRate, keyDHT, keyLogLevel,
 		keyLogFormat, keyConfig)
 	pos, code, ok := parseArgs(fs, s, args, stdout, stderr)
 	if !ok {
@@ -118,6 +119,7 @@ on standard error); 2 a usage or configuration error.`,
 		gateways[k] = addr
 	}
 	boot := s.List(keyBootstrap)
+	linkRate, _ := strconv.Atoi(strings.TrimSpace(s.String(keyLinkRate))) // validated
 	cfg := node.PeerConfig{
 		Mesh: mesh.Config{
 			Key:           key,
@@ -137,6 +139,7 @@ on standard error); 2 a usage or configuration error.`,
 		GatewayWS:      gateways[keyGatewayWS],
 		GatewayOrigins: s.List(keyOrigin),
 		Balance:        s.String(keyBalance),
+		LinkRate:       linkRate,
 		Logger:         log,
 	}
 	var accessInfo os.FileInfo
