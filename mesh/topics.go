@@ -33,6 +33,20 @@ type Topics struct {
 	watched map[string]*topicMembers
 
 	published, publishFailed, received, refused atomic.Uint64
+
+	// validate, when set, judges every message of every topic before
+	// gossipsub delivers it here or passes it on to other peers.
+	validate func(topic string, from peer.ID, data []byte) bool
+}
+
+// Validate makes every topic joined from now on check its messages with
+// v before gossipsub delivers them or forwards them to other peers: a
+// peer must not relay what no subscriber would accept. Set it before the
+// first topic is used.
+func (g *Topics) Validate(v func(topic string, from peer.ID, data []byte) bool) {
+	g.mu.Lock()
+	g.validate = v
+	g.mu.Unlock()
 }
 
 // TopicStats counts the gossip messages Topics handled since it started.
@@ -97,8 +111,24 @@ func (g *Topics) topic(name string) (*pubsub.Topic, error) {
 	if t := g.topics[name]; t != nil {
 		return t, nil
 	}
+	if v := g.validate; v != nil {
+		err := g.ps.RegisterTopicValidator(name, func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+			if v(name, msg.GetFrom(), msg.Data) {
+				return pubsub.ValidationAccept
+			}
+			g.refused.Add(1)
+			g.log.Debug("refused a gossip message", "topic", name, "from", from, "author", msg.GetFrom())
+			return pubsub.ValidationReject
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mesh: validator for %s: %w", name, err)
+		}
+	}
 	t, err := g.ps.Join(name)
 	if err != nil {
+		if g.validate != nil {
+			g.ps.UnregisterTopicValidator(name)
+		}
 		return nil, fmt.Errorf("mesh: join topic %s: %w", name, err)
 	}
 	g.topics[name] = t

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/jstp-peer/jstp-peer/saturation"
 )
 
 // TopicPrefix starts every subscription topic.
@@ -254,3 +256,31 @@ type peerNotifier string
 func (p peerNotifier) ID() string                                        { return string(p) }
 func (p peerNotifier) Done() <-chan struct{}                             { return nil }
 func (p peerNotifier) Deliver(context.Context, *dispatch.Dispatch) error { return nil }
+
+// validGossip judges a gossip message before gossipsub delivers it here
+// or forwards it to others, so that no peer relays what no subscriber
+// would accept: a saturation report must decode, be fresh and speak for
+// its author (and, on a name's topic, provide the name); an event must
+// be a valid regular dispatch published by the peer whose topic it is.
+// Messages on any other topic are refused.
+func validGossip(topic string, author peer.ID, data []byte, dec dispatch.Decoder) bool {
+	switch {
+	case topic == SaturationTopic || strings.HasPrefix(topic, SaturationTopic+"/"):
+		r, err := saturation.DecodeReport(data, time.Now())
+		if err != nil || r.Peer != author.String() {
+			return false
+		}
+		if name, ok := strings.CutPrefix(topic, SaturationTopic+"/"); ok {
+			return r.Provides(name)
+		}
+		return true
+	case strings.HasPrefix(topic, TopicPrefix):
+		target, _, _ := strings.Cut(strings.TrimPrefix(topic, TopicPrefix), "/")
+		if target != author.String() {
+			return false
+		}
+		d, err := dec.Decode(data)
+		return err == nil && d.Kind() == dispatch.Regular
+	}
+	return false
+}

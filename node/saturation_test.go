@@ -5,8 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/internal/poll"
@@ -77,8 +82,10 @@ func TestSaturationMetricBadBodyIs400(t *testing.T) {
 	}
 }
 
-// A report published by one peer in the name of another is dropped: a
-// peer can at worst misreport its own load.
+// A report published by one peer in the name of another is refused by
+// the first peer that sees it — a hostile peer's own gossipsub does not
+// check — and never kept or passed on: a peer can at worst misreport its
+// own load.
 func TestSaturationForgedReportDropped(t *testing.T) {
 	a := newTestPeer(t, nil, fastReports)
 	b := newTestPeer(t, a, fastReports)
@@ -91,16 +98,43 @@ func TestSaturationForgedReportDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := saturationOf(t, a).Rejected
-	if err := b.topics.Publish(t.Context(), SaturationTopic, data); err != nil {
+
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 20*time.Second, "the forged report to be rejected", func() bool {
-		return saturationOf(t, a).Rejected > before
+	defer h.Close()
+	ps, err := pubsub.NewGossipSub(t.Context(), h, pubsub.WithFloodPublish(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join(SaturationTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	if err := h.Connect(t.Context(), peer.AddrInfo{ID: a.Host.ID(), Addrs: a.Host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the hostile peer to see a on the topic", func() bool {
+		return slices.Contains(topic.ListPeers(), a.Host.ID())
 	})
-	for _, p := range saturationOf(t, a).Peers {
-		if p.Peer == victim.Host.ID().String() && p.Seq == forged.Seq {
-			t.Fatalf("a kept the forged report: %+v", p)
+	before := a.topics.Stats().Refused
+	if err := topic.Publish(t.Context(), data); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "a to refuse the forged report", func() bool {
+		return a.topics.Stats().Refused > before
+	})
+	for _, p := range []*Peer{a, b} {
+		for _, r := range saturationOf(t, p).Peers {
+			if r.Peer == victim.Host.ID().String() && r.Seq == forged.Seq {
+				t.Fatalf("%s kept the forged report: %+v", p.Host.ID(), r)
+			}
 		}
 	}
 }

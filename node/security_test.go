@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // A remote peer cannot make a peer connect to a host:port — its own
@@ -178,5 +179,32 @@ func TestFloodIsRateLimited(t *testing.T) {
 	}
 	if b.Node.Stats().RateLimited == 0 {
 		t.Fatal("the flood was never held at the link rate")
+	}
+}
+
+func TestValidGossip(t *testing.T) {
+	author, other := testKey(t), testKey(t)
+	aid, _ := peer.IDFromPrivateKey(author)
+	oid, _ := peer.IDFromPrivateKey(other)
+	event := dispatch.New("POST", "news").AppendJSON(nil)
+	topic := Topic(aid, ep("POST", "news"))
+	dec := dispatch.Decoder{Quirks: true}
+	for _, c := range []struct {
+		name   string
+		topic  string
+		author peer.ID
+		data   []byte
+		want   bool
+	}{
+		{"event by the topic's peer", topic, aid, event, true},
+		{"event by another peer", topic, oid, event, false},
+		{"an answer on an event topic", topic, aid, dispatch.NewAnswer(200, "t", "", nil).AppendJSON(nil), false},
+		{"junk", topic, aid, []byte("{"), false},
+		{"a topic of nobody's", "/elsewhere", aid, event, false},
+		{"junk on the saturation topic", SaturationTopic, aid, []byte(`{"v":1}`), false},
+	} {
+		if got := validGossip(c.topic, c.author, c.data, dec); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }
