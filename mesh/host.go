@@ -170,6 +170,14 @@ func (h *Host) libp2pOptions(cfg Config, listen []string, announce []multiaddr.M
 	// relay, autonat) that libp2p would apply if we passed no manager.
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	// The dispatch protocol needs one stream per pair of peers (two while
+	// a session is replaced); a peer that opens more is up to something.
+	// The protocol as a whole gets room for every connection the
+	// connection manager keeps, twice.
+	limits.AddProtocolPeerLimit(ProtocolID, rcmgr.BaseLimit{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16}, rcmgr.BaseLimitIncrease{})
+	limits.AddProtocolLimit(ProtocolID,
+		rcmgr.BaseLimit{StreamsInbound: 2 * DefaultConnHigh, StreamsOutbound: 2 * DefaultConnHigh, Streams: 4 * DefaultConnHigh},
+		rcmgr.BaseLimitIncrease{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512})
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 	if err != nil {
 		_ = cm.Close()
