@@ -59,6 +59,7 @@ func (n *Node) receive(ctx context.Context, rt replyTo, d *dispatch.Dispatch) {
 		return
 	}
 	rt.author = author
+	n.noteRecent(d, rt)
 	if err := n.dispatch(ctx, d, rt, !n.cfg.noForward); err != nil {
 		n.answerErr(ctx, rt, d, err)
 	}

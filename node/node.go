@@ -89,6 +89,7 @@ type Node struct {
 	replay  *identity.ReplayGuard // signed dispatches seen
 	retries retryBudget
 	access  atomic.Pointer[AccessRules]
+	recent  atomic.Pointer[recentRing]
 	sealing *sealing // nil without a sealing key
 
 	omu     sync.Mutex
@@ -360,7 +361,9 @@ func (n *Node) Send(ctx context.Context, d *dispatch.Dispatch) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
-	return n.dispatch(ctx, d.Clone(), replyTo{o: n.local}, true)
+	c := d.Clone()
+	n.noteRecent(c, replyTo{o: n.local})
+	return n.dispatch(ctx, c, replyTo{o: n.local}, true)
 }
 
 // Request sends d and streams its answers: one per triggered subscriber,
@@ -391,6 +394,7 @@ func (n *Node) Request(ctx context.Context, d *dispatch.Dispatch) (<-chan *dispa
 		return nil, err
 	}
 	rt := replyTo{o: n.local}
+	n.noteRecent(d, rt)
 	if err := n.dispatch(ctx, d, rt, true); err != nil {
 		n.answerErr(ctx, rt, d, err)
 	}

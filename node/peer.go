@@ -65,6 +65,9 @@ type PeerConfig struct {
 	// Access are the access rules the peer starts with (nil: allow all);
 	// Node.SetAccessRules replaces them while it runs.
 	Access *AccessRules
+	// Recent, when positive, makes the peer remember that many of the
+	// dispatches it receives, for GET ["dispatches"] (Node.KeepRecent).
+	Recent int
 	// Setup, if set, registers the application's handlers and bindings
 	// on the built peer before it lets anything in and before its first
 	// saturation report: a handler registered after Start may miss the
@@ -179,6 +182,10 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	}
 	p.Node = n
 	n.SetAccessRules(cfg.Access)
+	if err := n.KeepRecent(cfg.Recent); err != nil {
+		p.Close()
+		return nil, err
+	}
 	p.dialer = mesh.NewDialer(n, gwCfg)
 	if err := p.serveBuiltins(); err != nil {
 		p.Close()

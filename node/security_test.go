@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,5 +208,36 @@ func TestValidGossip(t *testing.T) {
 		if got := validGossip(c.topic, c.author, c.data, dec); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// GET ["dispatches"] lists what the peer received, newest first, to this
+// machine's clients only, and only once it keeps them.
+func TestRecentDispatches(t *testing.T) {
+	a := newTestPeer(t, nil)
+	b := newTestPeer(t, a, func(c *PeerConfig) { c.Recent = 3 })
+	for _, r := range []string{"one", "two", "three", "four"} {
+		req := dispatch.New("GET", "echo", r)
+		req.Host = []dispatch.Host{hostOf(b)}
+		request(t, a, req)
+	}
+	as := request(t, b, dispatch.New("GET", "dispatches"))
+	if len(as) != 1 || codeOf(t, as[0]) != 200 {
+		t.Fatalf("answers %v", as)
+	}
+	var got []RecentDispatch
+	if err := json.Unmarshal(as[0].Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || strings.Join(got[0].Resource, "/") != "echo/four" || strings.Join(got[2].Resource, "/") != "echo/two" || got[0].From != a.Host.ID().String() {
+		t.Fatalf("recent %+v", got)
+	}
+	req := dispatch.New("GET", "dispatches")
+	req.Host = []dispatch.Host{hostOf(b)}
+	if as := request(t, a, req); len(as) != 1 || codeOf(t, as[0]) != 403 {
+		t.Fatalf("from another peer: %v, want 403", as)
+	}
+	if as := request(t, a, dispatch.New("GET", "dispatches")); len(as) != 1 || codeOf(t, as[0]) != 404 {
+		t.Fatalf("a keeps none: %v, want 404", as)
 	}
 }

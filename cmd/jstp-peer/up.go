@@ -165,6 +165,7 @@ on standard error); 2 a usage or configuration error.`,
 		}
 		defer ui.Close()
 		cfg.GatewayOrigins = append(cfg.GatewayOrigins, ui.origins...)
+		cfg.Recent = 100 // the view's list of recent dispatches
 	}
 	p, err := node.Start(ctx, cfg)
 	if err != nil {

@@ -32,6 +32,7 @@ func TestDashboard(t *testing.T) {
 	}
 	cfgA := testPeerConfig(t)
 	cfgA.GatewayOrigins = ui.origins(t)
+	cfgA.Recent = 50
 	a := startPeer(t, cfgA)
 	cfgB := testPeerConfig(t)
 	cfgB.Mesh.Bootstrap = addrStrings(a.Host.Addrs())
@@ -85,6 +86,9 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("answers to the event = %+v, want the page's 200", got)
 	}
 	br.waitFor("the event in the log", `[...document.querySelectorAll("#events li.event")].some(li => li.dataset.resource === "/news/today" && li.textContent.includes("cheese melts"))`)
+	// The peer keeps what it received: the event is among its recent
+	// dispatches.
+	br.waitFor("the event among the recent dispatches", `!document.getElementById("recent-card").hidden && [...document.querySelectorAll("#recent td")].some(td => td.textContent === "POST /news/today")`)
 
 	// The replica action, for the second peer, with its report.
 	br.run("adding a replica", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#saturation tr[data-peer=%q] button.replica`, bID))))

@@ -133,17 +133,36 @@ async function get(c, resource) {
 }
 
 async function refresh(c) {
-  const [peer, peers, sat, subs] = await Promise.all([
+  const [peer, peers, sat, subs, recent] = await Promise.all([
     get(c, ["peer"]),
     get(c, ["peers"]),
     get(c, ["saturation"]),
     get(c, ["subscriptions"]),
+    // Served only by peers that keep them (up --ui does).
+    get(c, ["dispatches"]).catch(() => null),
   ]);
   renderPeer(peer);
   renderPeers(peers ?? []);
   renderSaturation(sat);
   renderServices(sat);
   renderSubscriptions(subs ?? []);
+  renderRecent(recent);
+}
+
+function renderRecent(list) {
+  $("recent-card").hidden = list === null;
+  $("recent").tBodies[0].replaceChildren(
+    ...(list ?? []).map((d) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, new Date(d.ts).toLocaleTimeString()),
+        el("td", { class: "mono" }, `${d.method} /${d.resource.join("/")}`),
+        el("td", { class: "mono", title: d.from }, short(d.from)),
+        el("td", { class: "mono", title: d.author ?? "" }, d.author ? short(d.author) : ""),
+      ),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------
