@@ -23,16 +23,18 @@ import (
 // The gossip benchmark: what saturation reports cost each peer of a mesh
 // of n, in CPU and in bytes on the gossipsub protocol. n peers run in this
 // process on loopback, reporting a steady load (so only heartbeats are
-// sent, the common case), at a sampling interval 20 times shorter than
-// the default; the same mesh with reports switched off (one report an
+// sent, the common case), at a sampling interval up to 20 times shorter
+// than the default (less for large meshes, whose reports would otherwise
+// take more CPU than two cores have); the same mesh with reports switched off (one report an
 // hour) is the baseline, and the difference, scaled back to the default
 // interval, is the cost. Peers in one process share CPU caches and the
 // scheduler, so the figure is indicative, not exact.
 
-const (
-	gossipSpeedup = 20
-	gossipWindow  = 15 * time.Second
-)
+const gossipWindow = 15 * time.Second
+
+// gossipSpeedup is how many times faster than the default the peers
+// report: 20 for small meshes, down to 1 at 200 peers and more.
+func gossipSpeedup(n int) int { return max(1, min(20, 200/n)) }
 
 type gossipCost struct {
 	cpu   time.Duration // process CPU time over the window
@@ -41,7 +43,8 @@ type gossipCost struct {
 }
 
 func runGossip(ctx context.Context, n int, w io.Writer) error {
-	interval := saturation.DefaultInterval / gossipSpeedup
+	speedup := gossipSpeedup(n)
+	interval := saturation.DefaultInterval / time.Duration(speedup)
 	fmt.Fprintf(w, "saturation gossip at %d peers: %d peers in one process, reports every %v (heartbeat), %v measured\n",
 		n, n, node.HeartbeatEvery*interval, gossipWindow)
 	on, err := measureGossip(ctx, n, interval)
@@ -52,7 +55,7 @@ func runGossip(ctx context.Context, n int, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	perMinute := float64(time.Minute) / float64(gossipWindow) / gossipSpeedup / float64(n)
+	perMinute := float64(time.Minute) / float64(gossipWindow) / float64(speedup) / float64(n)
 	cpu := time.Duration(float64(on.cpu-off.cpu) * perMinute)
 	bytes := float64(on.bytes-off.bytes) * perMinute
 	msgs := float64(on.msgs-off.msgs) * perMinute
@@ -114,22 +117,24 @@ func measureGossip(ctx context.Context, n int, interval time.Duration) (gossipCo
 		peers = append(peers, p)
 		counters = append(counters, bw)
 	}
-	// Formed: every peer hears of every other (with reports), or the
+	// Formed: nine peers in ten hear of four in five of the others at
+	// once (with reports; reports expire after three heartbeats, so a
+	// loaded machine rarely shows all at the same instant), or the
 	// gossipsub mesh has settled (without).
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		ready := 0
 		for _, p := range peers {
 			m := p.Metrics()
-			if interval < time.Hour && len(m.Saturation.Peers) >= n-1 {
+			if interval < time.Hour && 5*len(m.Saturation.Peers) >= 4*(n-1) {
 				ready++
 			}
 		}
-		if interval >= time.Hour || ready == n {
+		if interval >= time.Hour || 10*ready >= 9*n {
 			break
 		}
 		if time.Now().After(deadline) {
-			return gossipCost{}, fmt.Errorf("after 3 minutes %d of %d peers heard of all the others", ready, n)
+			return gossipCost{}, fmt.Errorf("after 3 minutes %d of %d peers heard of most others", ready, n)
 		}
 		select {
 		case <-ctx.Done():
