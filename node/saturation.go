@@ -258,6 +258,13 @@ func (s *peerSaturation) receive(from peer.ID, data []byte) {
 		s.p.Node.warn.Info("saturation report dropped", "from", from, "err", err)
 		return
 	}
+	// A replica is usable from its first report: its names join the
+	// cached providers without waiting for the next DHT lookup.
+	if s.p.Names != nil {
+		for _, name := range r.Names {
+			s.p.Names.Learn(name, from)
+		}
+	}
 	// The sender applied its thresholds and their hysteresis: a change of
 	// its reported level is the event.
 	if r.Level != from0 {

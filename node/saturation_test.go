@@ -472,3 +472,24 @@ func TestNameTopicsWithoutOverview(t *testing.T) {
 		t.Fatal("a heard of a peer that provides nothing it uses")
 	}
 }
+
+// A replica that starts providing a name is used from its first report:
+// the peers that hear it add it to the providers they cached, long
+// before their next DHT lookup.
+func TestNewReplicaLearnedFromItsReport(t *testing.T) {
+	a := newTestPeer(t, nil, fastReports, func(c *PeerConfig) { c.Names.CacheTTL = time.Hour })
+	provide := func(c *PeerConfig) { c.Provide = []string{"menu.test"} }
+	b := newTestPeer(t, a, fastReports, provide)
+	poll.Until(t, 30*time.Second, "a to resolve the first replica", func() bool {
+		ps, err := a.Names.Resolve(t.Context(), "menu.test")
+		return err == nil && len(ps) == 1 && ps[0].ID == b.Host.ID()
+	})
+	c := newTestPeer(t, a, fastReports, provide)
+	poll.Until(t, 30*time.Second, "a to learn of the second replica from its report", func() bool {
+		ps, err := a.Names.Resolve(t.Context(), "menu.test")
+		return err == nil && len(ps) == 2 && slices.ContainsFunc(ps, func(p peer.AddrInfo) bool { return p.ID == c.Host.ID() })
+	})
+	if got := a.Names.Stats().Refreshes; got != 0 {
+		t.Fatalf("a looked the name up again (%d refreshes): the test proves nothing", got)
+	}
+}

@@ -273,3 +273,24 @@ func (n *Names) connAddrs(id peer.ID) (peer.AddrInfo, bool) {
 	}
 	return ai, true
 }
+
+// Learn adds id to the cached providers of name when the cache holds a
+// list for it without id: a replica that says it provides the name (in
+// its signed saturation report) is used from its first report, not from
+// the next DHT lookup. The list's age is kept, so the next lookup still
+// comes when it would have. Nothing is cached for a name not resolved
+// yet; the DHT remains the source of the list.
+func (n *Names) Learn(name string, id peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, ok := n.cache[name]
+	if !ok || e.negative || len(e.providers) >= n.cfg.MaxProviders {
+		return
+	}
+	for _, p := range e.providers {
+		if p.ID == id {
+			return
+		}
+	}
+	e.providers = append(slices.Clip(e.providers), peer.AddrInfo{ID: id})
+}
