@@ -57,6 +57,7 @@ func init() {
 		{"bind", "subscribe to an endpoint and print what triggers it", runBind},
 		{"peers", "list the peers the local peer is connected to", runPeers},
 		{"saturation", "show the saturation of the local peer and of the peers it hears from", runSaturation},
+		{"sim", "run a simulation of many peers in this process (sim list shows them)", runSim},
 		{"connect", "make the local peer connect to another peer", runConnect},
 		{"ping", "measure round trips from the local peer to another", runPing},
 		{"resolve", "list the peers that provide a service name, with their saturation", runResolve},
