@@ -299,7 +299,7 @@ func TestCompletion(t *testing.T) {
 		want string // COMPREPLY, sorted, space-separated
 	}{
 		{"jstp-peer se", "send"},
-		{"jstp-peer s", "saturation send"},
+		{"jstp-peer s", "saturation send sim"},
 		{"jstp-peer send --fo", "--format"},
 		{"jstp-peer send --format ", "body http json"},
 		{"jstp-peer bind --no-", "--no-answer --no-reconnect"},
