@@ -129,6 +129,11 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 	if errors.Is(err, ErrLocalHop) {
 		return n.dispatch(ctx, d, rt, mayForward)
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The dispatch's deadline passed while its route was looked up
+		// (a DHT walk): that is a timeout, not an internal error.
+		return dispatch.Errorf(dispatch.ErrTimeout, "no route to %s before the deadline", to)
+	}
 	if err != nil {
 		return err
 	}
