@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/jstp-peer/jstp-peer/dispatch"
 )
 
@@ -79,6 +81,13 @@ func TestAccessRulesOnAPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Node.SetAccessRules(rules)
+	// Both reach b directly, so the test is about the rules, not about
+	// finding b through the DHT.
+	for _, p := range []*Peer{a, ops} {
+		if err := p.Host.LibP2P().Connect(t.Context(), peer.AddrInfo{ID: b.Host.ID(), Addrs: b.Host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	get := func(from *Peer) int {
 		req := dispatch.New("GET", "echo", "x")
 		req.Resource = []any{"admin", "x"}

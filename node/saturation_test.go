@@ -342,6 +342,7 @@ func TestAnswersCarryLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	whoAmI(t, b)
+	connectAll(t, a, b, c)
 	const busy = 5
 	done := make(chan []*dispatch.Dispatch, busy)
 	for range busy {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/identity"
@@ -45,6 +46,7 @@ func TestAuthorThroughGateways(t *testing.T) {
 	g2 := newTestPeer(t, a)
 	b := newTestPeer(t, a)
 	whoAmI(t, b)
+	connectAll(t, a, g1, g2, b)
 
 	req := dispatch.New("GET", "who")
 	req.Host = []dispatch.Host{hostOf(g1), hostOf(g2), hostOf(b)}
@@ -79,6 +81,7 @@ func TestSignatureRefusals(t *testing.T) {
 	g := newTestPeer(t, a)
 	b := newTestPeer(t, a)
 	whoAmI(t, b)
+	connectAll(t, a, g, b)
 	signed := func() *dispatch.Dispatch {
 		d := dispatch.New("GET", "who")
 		d.Token = []any{uuid.NewString()}
@@ -169,6 +172,7 @@ func TestSealedThroughGateways(t *testing.T) {
 	g1 := newTestPeer(t, a, tapPeer(tap1))
 	g2 := newTestPeer(t, a, tapPeer(tap2))
 	b := newTestPeer(t, a)
+	connectAll(t, a, g1, g2, b)
 	if _, err := b.Node.Handle(ep("POST", "vault", ":item"), func(_ context.Context, in *Incoming) (any, error) {
 		return map[string]string{"author": in.Author, "got": string(in.Dispatch.Body), "reply": "open-sesame-reply"}, nil
 	}); err != nil {
@@ -208,6 +212,7 @@ func TestSealedWrongRecipient(t *testing.T) {
 	b := newTestPeer(t, a)
 	c := newTestPeer(t, a)
 	whoAmI(t, b)
+	connectAll(t, a, b, c)
 	d := dispatch.New("GET", "who")
 	d.Token = []any{uuid.NewString()}
 	d.Host = []dispatch.Host{hostOf(b)}
@@ -259,5 +264,18 @@ func BenchmarkRoundTripTrust(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// connectAll connects every pair of peers, so that a test about what
+// crosses them does not depend on finding peers through the DHT.
+func connectAll(t *testing.T, ps ...*Peer) {
+	t.Helper()
+	for i, p := range ps {
+		for _, q := range ps[i+1:] {
+			if err := p.Host.LibP2P().Connect(t.Context(), peer.AddrInfo{ID: q.Host.ID(), Addrs: q.Host.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
