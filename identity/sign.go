@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -51,10 +52,11 @@ const MaxSignatureHeader = 1 << 10
 // without a lookup, and of those only Ed25519 ones are accepted. sig is
 // the 64-byte Ed25519 signature in unpadded base64url (RFC 4648 §5);
 // hdrs, optional, the extension headers it covers (below).
-// Members other than these four are refused: nothing in this header is
+// Members other than these five are refused: nothing in this header is
 // covered by the signature, so nothing else in it could be trusted.
 //
-// The signed message is SignatureDomain followed by the RFC 8785
+// The signed message is SignatureDomain, the nonce n and a newline,
+// followed by the RFC 8785
 // canonical form (dispatch.CanonicalJSON) of the dispatch's encoding
 // without what gateways and other engines rewrite: "host", "token"
 // (classic engines give each hop its own transaction id), "hops", "via",
@@ -65,11 +67,16 @@ const MaxSignatureHeader = 1 << 10
 // the signature does not cover, so handlers never take an added header
 // for the author's. Removing or changing a covered one voids it.
 //
-//	"signature": {"alg": "ed25519", "author": "…", "sig": "…", "hdrs": ["note"]}
+//	"signature": {"alg": "ed25519", "author": "…", "sig": "…", "n": "…", "hdrs": ["note"]}
 type SignatureHeaderValue struct {
 	Alg    string `json:"alg"`
 	Author string `json:"author"`
 	Sig    string `json:"sig"`
+	// Nonce is 12 random bytes (unpadded base64url) the signature
+	// covers: two dispatches alike in every signed part (the token is
+	// not one) still get different signatures, so the replay guard,
+	// which knows a dispatch by its signature, tells them apart.
+	Nonce string `json:"n"`
 	// Headers are the extension headers the signature covers, sorted.
 	Headers []string `json:"hdrs,omitempty"`
 }
@@ -95,7 +102,12 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 	if len(hdrs) > MaxSignedHeaders {
 		return fmt.Errorf("identity: sign: %d extension headers, at most %d are signed", len(hdrs), MaxSignedHeaders)
 	}
-	msg, err := signedMessage(d, hdrs)
+	var nonceRaw [12]byte
+	if _, err := rand.Read(nonceRaw[:]); err != nil {
+		return fmt.Errorf("identity: sign: %w", err)
+	}
+	nonce := base64.RawURLEncoding.EncodeToString(nonceRaw[:])
+	msg, err := signedMessage(d, nonce, hdrs)
 	if err != nil {
 		return fmt.Errorf("identity: sign: %w", err)
 	}
@@ -107,6 +119,7 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 		Alg:     SignatureAlgorithm,
 		Author:  author.String(),
 		Sig:     base64.RawURLEncoding.EncodeToString(sig),
+		Nonce:   nonce,
 		Headers: hdrs,
 	})
 	if err != nil {
@@ -127,7 +140,7 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 // ErrBadSignature for every other failure. Both map to 401. A verified
 // dispatch may still be a replay; see ReplayGuard.
 func Verify(d *dispatch.Dispatch) (peer.ID, error) {
-	author, sig, hdrs, err := signatureOf(d)
+	author, sig, hdrs, nonce, err := signatureParts(d)
 	if err != nil {
 		return "", err
 	}
@@ -137,7 +150,7 @@ func Verify(d *dispatch.Dispatch) (peer.ID, error) {
 		// Verify stays self-contained, and peers here use Ed25519.
 		return "", fmt.Errorf("%w: author %s does not embed an Ed25519 public key", ErrBadSignature, author)
 	}
-	msg, err := signedMessage(d, hdrs)
+	msg, err := signedMessage(d, nonce, hdrs)
 	if err != nil {
 		// %v: the cause's own code (400) must not win over 401.
 		return "", fmt.Errorf("%w: no canonical form: %v", ErrBadSignature, err)
@@ -172,23 +185,31 @@ func VerifyAndTrim(d *dispatch.Dispatch) (peer.ID, error) {
 
 // signatureOf parses d's signature header.
 func signatureOf(d *dispatch.Dispatch) (peer.ID, []byte, []string, error) {
+	author, sig, hdrs, _, err := signatureParts(d)
+	return author, sig, hdrs, err
+}
+
+func signatureParts(d *dispatch.Dispatch) (peer.ID, []byte, []string, string, error) {
 	raw, ok := d.Extra[SignatureHeader]
 	if !ok {
-		return "", nil, nil, ErrUnsigned
+		return "", nil, nil, "", ErrUnsigned
 	}
 	h, err := ParseSignatureHeader(raw)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, "", err
 	}
 	author, err := peer.Decode(h.Author)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("%w: author is not a peer id", ErrBadSignature)
+		return "", nil, nil, "", fmt.Errorf("%w: author is not a peer id", ErrBadSignature)
 	}
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(h.Sig)
 	if err != nil || len(sig) != 64 {
-		return "", nil, nil, fmt.Errorf("%w: sig is not 64 bytes of unpadded base64url", ErrBadSignature)
+		return "", nil, nil, "", fmt.Errorf("%w: sig is not 64 bytes of unpadded base64url", ErrBadSignature)
 	}
-	return author, sig, h.Headers, nil
+	if n, err := base64.RawURLEncoding.Strict().DecodeString(h.Nonce); err != nil || len(n) != 12 {
+		return "", nil, nil, "", fmt.Errorf("%w: n is not 12 bytes of unpadded base64url", ErrBadSignature)
+	}
+	return author, sig, h.Headers, h.Nonce, nil
 }
 
 // ParseSignatureHeader parses a "signature" header's raw value, bounded
@@ -199,7 +220,7 @@ func ParseSignatureHeader(raw []byte) (*SignatureHeaderValue, error) {
 		return nil, fmt.Errorf("%w: header is %d bytes, over the limit of %d", ErrBadSignature, len(raw), MaxSignatureHeader)
 	}
 	var h SignatureHeaderValue
-	if err := decodeObject(raw, map[string]any{"alg": &h.Alg, "author": &h.Author, "sig": &h.Sig, "hdrs": &h.Headers}); err != nil {
+	if err := decodeObject(raw, map[string]any{"alg": &h.Alg, "author": &h.Author, "sig": &h.Sig, "n": &h.Nonce, "hdrs": &h.Headers}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
 	if len(h.Headers) > MaxSignedHeaders {
@@ -225,7 +246,7 @@ func ParseSignatureHeader(raw []byte) (*SignatureHeaderValue, error) {
 // and with only the extension headers hdrs, which must all be there: an
 // engine on the way may add headers of its own (the Node.js engine adds
 // "referer"), but not remove the author's.
-func signedMessage(d *dispatch.Dispatch, hdrs []string) ([]byte, error) {
+func signedMessage(d *dispatch.Dispatch, nonce string, hdrs []string) ([]byte, error) {
 	s := *d
 	s.Host = nil
 	s.Token = nil
@@ -244,8 +265,10 @@ func signedMessage(d *dispatch.Dispatch, hdrs []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg := make([]byte, 0, len(SignatureDomain)+len(canon))
+	msg := make([]byte, 0, len(SignatureDomain)+len(nonce)+1+len(canon))
 	msg = append(msg, SignatureDomain...)
+	msg = append(msg, nonce...)
+	msg = append(msg, '\n')
 	return append(msg, canon...), nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -300,5 +301,23 @@ func TestSignatureSurvivesRewrites(t *testing.T) {
 func ensureExtra(d *dispatch.Dispatch) {
 	if d.Extra == nil {
 		d.Extra = map[string]json.RawMessage{}
+	}
+}
+
+// Two dispatches alike in every signed part — the same request sent
+// twice in one millisecond — get different signatures, so the replay
+// guard does not take the second for a replay of the first.
+func TestAlikeDispatchesAreNotReplays(t *testing.T) {
+	key, id := newIdentity(t)
+	g := NewReplayGuard()
+	for i := range 2 {
+		d := sample(t)
+		d.Timestamp = time.Now().UnixMilli()
+		if err := Sign(key, d); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Check(id, d); err != nil {
+			t.Fatalf("dispatch %d: %v", i, err)
+		}
 	}
 }
