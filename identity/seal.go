@@ -125,16 +125,9 @@ func Seal(rec *KeyRecord, recipient peer.ID, d *dispatch.Dispatch) error {
 	if rec == nil || rec.Peer == "" || rec.Peer != recipient {
 		return fmt.Errorf("identity: seal: the key record is not %s's (use OpenKeyRecord)", recipient)
 	}
-	if d.Exception != nil {
-		return errors.New("identity: seal: exception dispatches are not sealed")
-	}
-	if IsSealed(d) {
-		return errors.New("identity: seal: dispatch is already sealed")
-	}
-	// The recipient validates what it opens; an invalid dispatch would
-	// travel the whole way only to be refused there.
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("identity: seal: %w", err)
+	plain, err := plaintext(d)
+	if err != nil {
+		return err
 	}
 	pub := rec.pub
 	if pub == nil {
@@ -146,11 +139,6 @@ func Seal(rec *KeyRecord, recipient peer.ID, d *dispatch.Dispatch) error {
 			return fmt.Errorf("identity: seal: %w", err)
 		}
 	}
-	inner := *d
-	inner.Host = nil
-	inner.Extra = withoutHeaders(d.Extra, HopsHeader, ViaHeader)
-	plain := inner.AppendJSON(make([]byte, 0, 512))
-
 	enc, sender, err := hpke.NewSender(pub, sealKDF, sealAEAD, sealInfo(recipient))
 	if err != nil {
 		return fmt.Errorf("identity: seal: %w", err)
@@ -167,8 +155,34 @@ func Seal(rec *KeyRecord, recipient peer.ID, d *dispatch.Dispatch) error {
 	header = append(header, `","ct":"`...)
 	header = base64.RawURLEncoding.AppendEncode(header, ct)
 	header = append(header, `"}`...)
+	toReadable(d, SealedHeader, header)
+	return nil
+}
 
-	extra := map[string]json.RawMessage{SealedHeader: header}
+// plaintext checks that d may be sealed and returns what is sealed of
+// it: the dispatch without host, hops and via.
+func plaintext(d *dispatch.Dispatch) ([]byte, error) {
+	if d.Exception != nil {
+		return nil, errors.New("identity: seal: exception dispatches are not sealed")
+	}
+	if IsSealed(d) {
+		return nil, errors.New("identity: seal: dispatch is already sealed")
+	}
+	// The recipient validates what it opens; an invalid dispatch would
+	// travel the whole way only to be refused there.
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("identity: seal: %w", err)
+	}
+	inner := *d
+	inner.Host = nil
+	inner.Extra = withoutHeaders(d.Extra, HopsHeader, ViaHeader)
+	return inner.AppendJSON(make([]byte, 0, 512)), nil
+}
+
+// toReadable turns d, sealed, into what gateways see: the sealed method
+// and resource, the routing headers, and the sealed part under name.
+func toReadable(d *dispatch.Dispatch, name string, sealed []byte) {
+	extra := map[string]json.RawMessage{name: sealed}
 	for _, h := range []string{HopsHeader, ViaHeader} {
 		if v, ok := d.Extra[h]; ok {
 			extra[h] = v
@@ -177,7 +191,6 @@ func Seal(rec *KeyRecord, recipient peer.ID, d *dispatch.Dispatch) error {
 	d.Method = SealedMethod
 	d.Resource = []any{sealedResource[0], sealedResource[1]}
 	d.Endpoint, d.Token, d.Body, d.Extra = nil, nil, nil, extra
-	return nil
 }
 
 // Open decrypts a dispatch sealed to self with sk and restores it in

@@ -4,7 +4,6 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -130,19 +129,10 @@ func (s *Session) Secret() string { return s.secret }
 // SealSession seals d in place in session s, in direction dir: the
 // readable dispatch is Seal's, with a "sealed-session" header.
 func SealSession(s *Session, dir Direction, d *dispatch.Dispatch) error {
-	if d.Exception != nil {
-		return fmt.Errorf("identity: seal: exception dispatches are not sealed")
+	plain, err := plaintext(d)
+	if err != nil {
+		return err
 	}
-	if IsSealed(d) {
-		return fmt.Errorf("identity: seal: dispatch is already sealed")
-	}
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("identity: seal: %w", err)
-	}
-	inner := *d
-	inner.Host = nil
-	inner.Extra = withoutHeaders(d.Extra, HopsHeader, ViaHeader)
-	plain := inner.AppendJSON(make([]byte, 0, 512))
 
 	var nonce [chacha20poly1305.NonceSizeX]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -159,16 +149,7 @@ func SealSession(s *Session, dir Direction, d *dispatch.Dispatch) error {
 	header = append(header, `","ct":"`...)
 	header = enc.AppendEncode(header, ct)
 	header = append(header, `"}`...)
-
-	extra := map[string]json.RawMessage{SessionHeader: header}
-	for _, h := range []string{HopsHeader, ViaHeader} {
-		if v, ok := d.Extra[h]; ok {
-			extra[h] = v
-		}
-	}
-	d.Method = SealedMethod
-	d.Resource = []any{sealedResource[0], sealedResource[1]}
-	d.Endpoint, d.Token, d.Body, d.Extra = nil, nil, nil, extra
+	toReadable(d, SessionHeader, header)
 	return nil
 }
 
