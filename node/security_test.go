@@ -142,10 +142,10 @@ func TestSubscriptionCapPerOrigin(t *testing.T) {
 // loses nothing: every one of its requests is answered, and another
 // peer's requests keep being answered meanwhile.
 func TestFloodIsRateLimited(t *testing.T) {
-	b := newTestPeer(t, nil, func(c *PeerConfig) { c.LinkRate = 2000 })
+	b := newTestPeer(t, nil, func(c *PeerConfig) { c.LinkRate = 200 })
 	flooder := newTestPeer(t, b)
 	client := newTestPeer(t, b)
-	const flood = 1500
+	const flood = 400
 	floodDone := make(chan int, 1)
 	go func() {
 		var chans []<-chan *dispatch.Dispatch
