@@ -241,6 +241,12 @@ func (n *Names) ResolvePeer(ctx context.Context, id peer.ID) (peer.AddrInfo, err
 	if err == nil && len(ai.Addrs) > 0 {
 		return ai, nil
 	}
+	// A lookup that met the peer itself first, with no address to dial
+	// it, ends there even though its neighbours' answers taught the
+	// peerstore where it is.
+	if ai := h.Peerstore().PeerInfo(id); len(ai.Addrs) > 0 {
+		return ai, nil
+	}
 	// FindPeer answers from the peerstore when the peer is connected,
 	// which it may have become during the lookup, before identify has
 	// told us its listen addresses.
