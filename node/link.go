@@ -68,6 +68,9 @@ type linkOrigin struct {
 	// remoteLoad is the peer's requests in flight as its last answer
 	// said (LoadHeader), remoteLoadAt when (Unix nanoseconds).
 	remoteLoad, remoteLoadAt atomic.Int64
+	// remoteLoadOwn is how many of this engine's own requests the
+	// remote count included: the outstanding ones but the answered one.
+	remoteLoadOwn atomic.Int64
 }
 
 // observe folds one answer's latency into the link's moving average
@@ -275,18 +278,23 @@ func (o *linkOrigin) takeLoad(d *dispatch.Dispatch) {
 	delete(d.Extra, LoadHeader)
 	if v, err := strconv.ParseInt(string(raw), 10, 64); err == nil && v >= 0 {
 		o.remoteLoad.Store(v)
+		o.remoteLoadOwn.Store(max(o.outstanding.Load()-1, 0))
 		o.remoteLoadAt.Store(time.Now().UnixNano())
 	}
 }
 
 // remoteInFlight is the peer's requests in flight as its last answer
-// said, when that answer is recent.
+// said, when that answer is recent, brought up to date with what this
+// engine sent it or heard back from it since: the count covered this
+// engine's requests then, and this engine knows exactly how its own
+// changed. Only the other emitters' part is as old as the answer.
 func (o *linkOrigin) remoteInFlight() (int64, bool) {
 	at := o.remoteLoadAt.Load()
 	if at == 0 || time.Since(time.Unix(0, at)) > loadFresh {
 		return 0, false
 	}
-	return o.remoteLoad.Load(), true
+	own := o.outstanding.Load()
+	return max(o.remoteLoad.Load()+own-o.remoteLoadOwn.Load(), own), true
 }
 
 // loadFresh is how long a piggybacked load is preferred to the gossiped

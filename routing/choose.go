@@ -1,7 +1,7 @@
 package routing
 
 import (
-	"math/rand/v2"
+	"cmp"
 	"slices"
 	"time"
 
@@ -39,17 +39,20 @@ const DefaultSample = 3
 
 // HotCold is the default Chooser, after Prequal (NSDI 2024): gossip
 // narrows the candidates, fresh per-request signals pick. Each request
-// samples a few replicas at random (DefaultSample) among those not
-// reported critical; in the sample, replicas with more requests in flight
-// than the sample's median are hot, and the cold one with the lowest
-// expected wait wins — its latency times its requests in flight plus one
-// (one with no latency measured yet wins first, so new replicas are
-// tried). The rest follow in random order, critical replicas last: they
-// are still tried when nothing else answers.
+// samples a few replicas (DefaultSample) among those not reported
+// critical, drawn at random in proportion to the capacity they declare
+// (a uniform sample offers the small replicas as often as the big ones).
+// In the sample, replicas loaded above the sample's median are hot, and
+// the coldest of the others wins: the fewest requests in flight per unit
+// of capacity, so that a replica twice as big takes twice the queue;
+// between equally loaded replicas, the one that answers faster (at low
+// load, where every queue is empty, the nearest replica serves). The
+// rest follow in the sampled order, critical replicas last: they are
+// still tried when nothing else answers.
 //
 // Choosing greedily by gossiped headroom alone would send every client to
-// the same replica between two reports; random sampling and in-flight
-// counts that change with every request keep clients apart.
+// the same replica between two reports; sampling and in-flight counts
+// that change with every request keep clients apart.
 type HotCold struct {
 	Signals Signals
 	Sample  int
@@ -64,24 +67,25 @@ func (h HotCold) Order(_ string, ps []peer.AddrInfo) []peer.AddrInfo {
 	if d <= 0 {
 		d = DefaultSample
 	}
-	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
 	info := make([]Replica, len(ps))
 	for i, p := range ps {
 		info[i] = h.Signals.Replica(p.ID)
 	}
-	// Critical replicas to the back, keeping the random order otherwise.
+	keys := weightedKeys(info)
+	// Critical replicas to the back, in the weighted random order
+	// otherwise: the sample is its first d healthy replicas.
 	idx := make([]int, len(ps))
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case info[a].Critical == info[b].Critical:
-			return 0
-		case info[a].Critical:
-			return 1
+	slices.SortFunc(idx, func(a, b int) int {
+		if info[a].Critical != info[b].Critical {
+			if info[a].Critical {
+				return 1
+			}
+			return -1
 		}
-		return -1
+		return cmp.Compare(keys[b], keys[a])
 	})
 	healthy := 0
 	for _, i := range idx {
@@ -108,18 +112,18 @@ func (h HotCold) Order(_ string, ps []peer.AddrInfo) []peer.AddrInfo {
 	return out
 }
 
-// pickCold returns the sampled replica to use: among those with no more
-// requests in flight than the sample's median, the lowest expected wait.
+// pickCold returns the sampled replica to use: among those loaded no
+// more than the sample's median, the least loaded.
 func pickCold(sample []int, info []Replica) int {
-	rifs := make([]int64, len(sample))
+	loads := make([]float64, len(sample))
 	for k, i := range sample {
-		rifs[k] = info[i].InFlight
+		loads[k] = load(info[i])
 	}
-	slices.Sort(rifs)
-	median := rifs[(len(rifs)-1)/2]
+	slices.Sort(loads)
+	median := loads[(len(loads)-1)/2]
 	best := -1
 	for _, i := range sample {
-		if info[i].InFlight > median {
+		if load(info[i]) > median {
 			continue
 		}
 		if best < 0 || better(info[i], info[best]) {
@@ -129,21 +133,31 @@ func pickCold(sample []int, info []Replica) int {
 	return best
 }
 
-// better compares two cold replicas by the wait a request can expect:
-// the replica's latency times the requests ahead of it, plus one (as
-// Envoy's and Linkerd's peak-EWMA do). Latency alone would starve a
-// replica once it was slow: it gets no requests, so its average never
-// learns that it has emptied its queue.
+// better compares two cold replicas: by load, then by latency (a replica
+// not measured yet first, so new replicas are tried), then by the
+// headroom they report.
+//
+// Load, not latency, decides first. A latency average is as old as the
+// replica's last answers here, and a replica that was once slow gets no
+// requests to show it has emptied its queue; the requests in flight
+// change with every request this peer sends (Replica.InFlight).
 func better(a, b Replica) bool {
-	if ca, cb := cost(a), cost(b); ca != cb {
-		return ca < cb
+	if la, lb := load(a), load(b); la != lb {
+		return la < lb
 	}
-	if a.InFlight != b.InFlight {
-		return a.InFlight < b.InFlight
+	if a.Latency != b.Latency {
+		return a.Latency < b.Latency
 	}
 	return a.Headroom > b.Headroom
 }
 
-func cost(r Replica) float64 {
-	return float64(r.Latency) * float64(r.InFlight+1)
+// load is a replica's requests in flight, counting the one about to be
+// sent, per unit of the capacity it declares (1 if it declares none): the
+// queue a request joins, in the replica's own time.
+func load(r Replica) float64 {
+	c := r.Capacity
+	if c <= 0 {
+		c = 1
+	}
+	return float64(r.InFlight+1) / c
 }

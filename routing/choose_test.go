@@ -33,25 +33,47 @@ func TestHotColdPutsCriticalLast(t *testing.T) {
 	}
 }
 
-func TestHotColdPrefersColdAndFast(t *testing.T) {
-	// With every replica in the sample: a is hot (more in flight than the
-	// median), b is cold but slow, c is cold and fast.
+func TestHotColdPrefersCold(t *testing.T) {
+	// With every replica in the sample: a is hot (loaded above the
+	// median), b and c are cold; c has fewer requests in flight per unit
+	// of capacity, though more in all.
 	s := signals{
-		"a": {InFlight: 50, Latency: time.Microsecond},
-		"b": {InFlight: 1, Latency: 9 * time.Millisecond},
-		"c": {InFlight: 2, Latency: time.Millisecond},
+		"a": {InFlight: 50, Capacity: 1, Latency: time.Microsecond},
+		"b": {InFlight: 2, Capacity: 1, Latency: time.Millisecond},
+		"c": {InFlight: 3, Capacity: 4, Latency: 9 * time.Millisecond},
 	}
 	for range 200 {
 		if got := (HotCold{Signals: s, Sample: 3}).Order("x", replicas(3)); got[0].ID != "c" {
 			t.Fatalf("order %v, want c first", got)
 		}
 	}
+	// Equally loaded, the faster one wins: at low load, the nearest.
+	s["b"] = Replica{InFlight: 3, Capacity: 4, Latency: time.Millisecond}
+	for range 200 {
+		if got := (HotCold{Signals: s, Sample: 3}).Order("x", replicas(3)); got[0].ID != "b" {
+			t.Fatalf("order %v, want b first", got)
+		}
+	}
 	// A replica never measured is tried first: new replicas get traffic.
-	s["d"] = Replica{}
+	s["d"] = Replica{Capacity: 1}
 	for range 200 {
 		if got := (HotCold{Signals: s, Sample: 4}).Order("x", replicas(4)); got[0].ID != "d" {
 			t.Fatalf("order %v, want d first", got)
 		}
+	}
+}
+
+// The sample is drawn by capacity: a replica with a quarter of the
+// capacity of the others is rarely in it.
+func TestHotColdSamplesByCapacity(t *testing.T) {
+	s := signals{"a": {Capacity: 1}, "b": {Capacity: 4}, "c": {Capacity: 4}, "d": {Capacity: 4}, "e": {Capacity: 4}}
+	first := map[peer.ID]int{}
+	for range 4000 {
+		first[(HotCold{Signals: s, Sample: 1}).Order("x", replicas(5))[0].ID]++
+	}
+	// Expected shares: a 1/17, the others 4/17 each.
+	if first["a"] > 4000/17*2 || first["a"] < 4000/17/2 {
+		t.Fatalf("first choices %v: a, a quarter of the others' capacity, chosen %d of 4000", first, first["a"])
 	}
 }
 

@@ -87,13 +87,24 @@ func (w WeightedRandom) Order(_ string, ps []peer.AddrInfo) []peer.AddrInfo {
 	if len(ps) < 2 || w.Signals == nil {
 		return Random{}.Order("", ps)
 	}
-	weights := make([]float64, len(ps))
+	info := make([]Replica, len(ps))
+	for i, p := range ps {
+		info[i] = w.Signals.Replica(p.ID)
+	}
+	keys := weightedKeys(info)
+	return orderBy(ps, func(a, b int) int { return cmp.Compare(keys[b], keys[a]) })
+}
+
+// weightedKeys draws, for a weighted shuffle of the replicas in info,
+// each one's key u^(1/w) (Efraimidis–Spirakis), the largest first, where
+// w is the replica's declared capacity, or the average of those declared
+// for one that declares none (1 if none does).
+func weightedKeys(info []Replica) []float64 {
 	var sum float64
 	known := 0
-	for i, p := range ps {
-		if c := w.Signals.Replica(p.ID).Capacity; c > 0 {
-			weights[i] = c
-			sum += c
+	for _, r := range info {
+		if r.Capacity > 0 {
+			sum += r.Capacity
 			known++
 		}
 	}
@@ -101,14 +112,15 @@ func (w WeightedRandom) Order(_ string, ps []peer.AddrInfo) []peer.AddrInfo {
 	if known > 0 {
 		fill = sum / float64(known)
 	}
-	keys := make([]float64, len(ps))
-	for i := range ps {
-		if weights[i] == 0 {
-			weights[i] = fill
+	keys := make([]float64, len(info))
+	for i, r := range info {
+		w := r.Capacity
+		if w <= 0 {
+			w = fill
 		}
-		keys[i] = math.Pow(1-rand.Float64(), 1/weights[i])
+		keys[i] = math.Pow(1-rand.Float64(), 1/w)
 	}
-	return orderBy(ps, func(a, b int) int { return cmp.Compare(keys[b], keys[a]) })
+	return keys
 }
 
 // LeastSaturated sends each request to the replica with the most
