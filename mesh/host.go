@@ -178,7 +178,7 @@ func (h *Host) libp2pOptions(cfg Config, listen []string, announce []multiaddr.M
 	limits.AddProtocolLimit(ProtocolID,
 		rcmgr.BaseLimit{StreamsInbound: 2 * DefaultConnHigh, StreamsOutbound: 2 * DefaultConnHigh, Streams: 4 * DefaultConnHigh},
 		rcmgr.BaseLimitIncrease{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512})
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(admitConns(limits.AutoScale(), high)))
 	if err != nil {
 		_ = cm.Close()
 		return nil, fmt.Errorf("mesh: resource manager: %w", err)
@@ -307,4 +307,29 @@ func (h *Host) Close() error {
 		h.log.Info("mesh stopped", "peer", h.host.ID())
 	})
 	return h.closeErr
+}
+
+// admitConns raises the resource manager's connection limits, where
+// libp2p's scaled defaults are lower, so that the peer admits twice the
+// connections its connection manager keeps (high): the manager's
+// trimming, which keeps the useful connections, is what shapes the peer
+// set, not refusals at accept. libp2p's defaults admit 64 inbound
+// connections plus 64 per GiB of memory given to the manager (252 on a
+// machine with 24 GiB), so a publisher with a thousand subscribers
+// refused three quarters of them. Transient connections (those still
+// handshaking) get the same room, for subscribers that arrive together.
+func admitConns(l rcmgr.ConcreteLimitConfig, high int) rcmgr.ConcreteLimitConfig {
+	want := rcmgr.LimitVal(2 * high)
+	p := l.ToPartialLimitConfig()
+	raise := func(v *rcmgr.LimitVal) {
+		if *v != rcmgr.Unlimited && *v < want {
+			*v = want
+		}
+	}
+	for _, r := range []*rcmgr.ResourceLimits{&p.System, &p.Transient} {
+		raise(&r.ConnsInbound)
+		raise(&r.ConnsOutbound)
+		raise(&r.Conns)
+	}
+	return p.Build(l)
 }

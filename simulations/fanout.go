@@ -11,9 +11,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/node"
@@ -351,7 +349,7 @@ func fanOutReport(r *run, res fanOutResult) {
 	r.note("Raw gossipsub: the publisher floods 16-byte messages on a topic every subscriber joined, on the same hosts and connections; JSTP: the publisher processes POST [\"news\", id] and every remote binding gets it through the mesh's topic for the endpoint.")
 	r.note("Peers sample their load once an hour here: saturation reports go on one global topic, so each report costs every peer a signature check (N² checks per round of reports).")
 	if res.Bound < res.Subscribers {
-		r.note("The publisher accepted %d of %d subscribers. Every subscriber keeps a connection to the publisher (that is how a flood publish reaches it), and the publisher's libp2p resource manager, with the limits the mesh gives it (libp2p's defaults scaled to this machine), admits %v inbound connections in all; the publisher had %d inbound connections when the binding ended.", res.Bound, res.Subscribers, inboundLimit(), res.PublisherConnsInbound)
+		r.note("The publisher accepted %d of %d subscribers; it had %d inbound connections when the binding ended (its resource manager admits twice the connections its connection manager keeps, %d).", res.Bound, res.Subscribers, res.PublisherConnsInbound, 2*(2*res.Subscribers+32))
 	}
 	r.note("CPU per delivery is the whole process's CPU time during a series divided by the deliveries: publisher, subscribers and the simulated network together.")
 }
@@ -361,13 +359,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// inboundLimit is the system-wide inbound connection limit of the
-// resource manager mesh.New builds: libp2p's default limits, with its
-// service limits, scaled to this machine.
-func inboundLimit() any {
-	limits := rcmgr.DefaultLimits
-	libp2p.SetDefaultServiceLimits(&limits)
-	return limits.AutoScale().ToPartialLimitConfig().System.ConnsInbound
 }
