@@ -62,7 +62,7 @@ func (n *Node) Subscriptions() []SubscriptionInfo {
 func (n *Node) Serve(resource []string, f func(ctx context.Context) (any, error)) error {
 	_, err := n.Handle(dispatch.Endpoint{Method: dispatch.GET, Resource: resource}, func(ctx context.Context, _ *Incoming) (any, error) {
 		return f(ctx)
-	}, Inline())
+	}, Inline(), QueueLen(BuiltinQueueLen))
 	return err
 }
 

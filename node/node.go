@@ -193,14 +193,7 @@ func (n *Node) closed() bool { return n.ctx.Err() != nil }
 // Handle binds a handler to ep; its return value answers every dispatch
 // that wants an answer. Handlers get up to 16 dispatches at once.
 func (n *Node) Handle(ep dispatch.Endpoint, h Handler, opts ...HandleOption) (*Subscription, error) {
-	s, err := n.subscribe(ep, n.local, h, DefaultHandlerWorkers, false)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range opts {
-		o(s.s)
-	}
-	return s, nil
+	return n.subscribe(ep, n.local, h, DefaultHandlerWorkers, false, opts...)
 }
 
 // MaxSubscriptionsPerOrigin bounds the subscriptions one origin (a
@@ -221,6 +214,25 @@ type HandleOption func(*subscription)
 // would stall that link until its deadline. A handler that turns slow is
 // sent back to the workers by its average.
 func Inline() HandleOption { return func(s *subscription) { s.inline = true } }
+
+// QueueLen bounds the handler's queue at n dispatches instead of the
+// engine's (WithQueueLen); beyond it, dispatches are answered 503. A
+// queue's buffer is allocated whole when the handler is bound, so
+// handlers that answer from memory take a short one (the built-in
+// resources take BuiltinQueueLen).
+func QueueLen(n int) HandleOption {
+	return func(s *subscription) {
+		if n > 0 {
+			s.queueLen = n
+		}
+	}
+}
+
+// BuiltinQueueLen is the queue of the engine's and the peer's own
+// resources (["peer"], ["saturation"], the operator's): they answer from
+// memory, and a full queue of the default length for each of them came
+// to over a megabyte per peer.
+const BuiltinQueueLen = 64
 
 // LocalOnly answers 403 to dispatches that do not come from this machine
 // (Incoming.Local) instead of running the handler: for resources through
@@ -264,7 +276,7 @@ func (s *Subscription) Endpoint() dispatch.Endpoint { return s.s.ep.Endpoint }
 // Dropped counts dispatches dropped because the queue was full.
 func (s *Subscription) Dropped() uint64 { return s.s.dropped.Load() }
 
-func (n *Node) subscribe(ep dispatch.Endpoint, owner Origin, h Handler, workers int, mirror bool) (*Subscription, error) {
+func (n *Node) subscribe(ep dispatch.Endpoint, owner Origin, h Handler, workers int, mirror bool, opts ...HandleOption) (*Subscription, error) {
 	if n.closed() {
 		return nil, ErrClosed
 	}
@@ -273,14 +285,20 @@ func (n *Node) subscribe(ep dispatch.Endpoint, owner Origin, h Handler, workers 
 		return nil, err
 	}
 	s := &subscription{
-		id:      n.nextSub.Add(1),
-		ep:      c,
-		owner:   owner,
-		handler: h,
-		queue:   make(chan delivery, n.cfg.queueLen),
-		max:     workers,
-		mirror:  mirror,
+		id:       n.nextSub.Add(1),
+		ep:       c,
+		owner:    owner,
+		handler:  h,
+		max:      workers,
+		mirror:   mirror,
+		queueLen: n.cfg.queueLen,
 	}
+	// Options apply before the subscription is in the table: a dispatch
+	// may reach it the moment it is.
+	for _, o := range opts {
+		o(s)
+	}
+	s.queue = make(chan delivery, s.queueLen)
 	if owner == Origin(n.local) {
 		n.subs.add(s)
 		return &Subscription{s}, nil

@@ -297,7 +297,8 @@ type SubscriptionMetrics struct {
 	// engine (mirrors that deliver what comes back).
 	Local, Remote, Relayed int
 	// Queued is how many dispatches wait in subscription queues,
-	// MaxQueued the longest queue, QueueCapacity each queue's bound.
+	// MaxQueued the longest queue, QueueCapacity the engine's bound of a
+	// queue (its own resources have BuiltinQueueLen).
 	Queued, MaxQueued, QueueCapacity int
 }
 

@@ -206,3 +206,28 @@ func TestMetricsRecordingAllocatesNothing(t *testing.T) {
 		t.Fatalf("forward latency: %+v", s.ForwardLatency)
 	}
 }
+
+// The engine's own resources take a short queue; handlers take the
+// engine's bound unless told otherwise.
+func TestQueueLengths(t *testing.T) {
+	n := newNode(t)
+	s, err := n.Handle(dispatch.Endpoint{Method: dispatch.GET, Resource: []string{"mine"}}, func(context.Context, *Incoming) (any, error) { return nil, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := n.Handle(dispatch.Endpoint{Method: dispatch.GET, Resource: []string{"short"}}, func(context.Context, *Incoming) (any, error) { return nil, nil }, QueueLen(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cap(s.s.queue); got != DefaultQueueLen {
+		t.Errorf("a handler's queue holds %d, want %d", got, DefaultQueueLen)
+	}
+	if got := cap(short.s.queue); got != 3 {
+		t.Errorf("QueueLen(3) queue holds %d", got)
+	}
+	n.subs.each(func(sub *subscription) {
+		if len(sub.ep.Endpoint.Resource) == 1 && sub.ep.Endpoint.Resource[0] == "peer" && cap(sub.queue) != BuiltinQueueLen {
+			t.Errorf("GET [\"peer\"] queue holds %d, want %d", cap(sub.queue), BuiltinQueueLen)
+		}
+	})
+}

@@ -84,7 +84,7 @@ func (p *Peer) serveOperator() error {
 		{dispatch.DELETE, []string{"names", ":name"}, p.opUnprovide},
 	}
 	for _, r := range handlers {
-		if _, err := p.Node.Handle(dispatch.Endpoint{Method: r.method, Resource: r.resource}, r.h, LocalOnly()); err != nil {
+		if _, err := p.Node.Handle(dispatch.Endpoint{Method: r.method, Resource: r.resource}, r.h, LocalOnly(), QueueLen(BuiltinQueueLen)); err != nil {
 			return fmt.Errorf("node: operator resource %s /%s: %w", r.method, strings.Join(r.resource, "/"), err)
 		}
 	}

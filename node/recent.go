@@ -42,7 +42,7 @@ func (n *Node) KeepRecent(size int) error {
 	r := &recentRing{buf: make([]RecentDispatch, size)}
 	_, err := n.Handle(dispatch.Endpoint{Method: dispatch.GET, Resource: []string{"dispatches"}}, func(context.Context, *Incoming) (any, error) {
 		return r.list(), nil
-	}, Inline(), LocalOnly())
+	}, Inline(), LocalOnly(), QueueLen(BuiltinQueueLen))
 	if err != nil {
 		return err
 	}

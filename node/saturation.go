@@ -332,6 +332,6 @@ func (s *peerSaturation) serve(n *Node) error {
 			return nil, dispatch.Errorf(dispatch.ErrBadDispatch, "%v", err)
 		}
 		return s.meter.Report(), nil
-	}, Inline(), LocalOnly())
+	}, Inline(), LocalOnly(), QueueLen(BuiltinQueueLen))
 	return err
 }

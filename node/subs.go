@@ -16,9 +16,11 @@ type subscription struct {
 	owner   Origin  // who bound it; the node's local origin for Go callbacks
 	handler Handler // nil when dispatches are delivered to owner
 	queue   chan delivery
-	max     int
-	inline  bool // a fast handler may run on the receiving goroutine (Inline)
-	mirror  bool // made here for a BIND forwarded elsewhere
+	// queueLen is the queue's bound (QueueLen, or the engine's).
+	queueLen int
+	max      int
+	inline   bool // a fast handler may run on the receiving goroutine (Inline)
+	mirror   bool // made here for a BIND forwarded elsewhere
 
 	mu       sync.Mutex
 	running  int
