@@ -48,7 +48,7 @@ func (n *Node) Subscriptions() []SubscriptionInfo {
 			Method:   s.ep.Endpoint.Method,
 			Resource: s.ep.Endpoint.Resource,
 			Owner:    s.owner.ID(),
-			Queued:   len(s.queue),
+			Queued:   s.queued(),
 			Handled:  s.handled.Load(),
 			Dropped:  s.dropped.Load(),
 		})

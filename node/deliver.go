@@ -193,7 +193,7 @@ func (n *Node) runInline(s *subscription, dl delivery) bool {
 		return false
 	}
 	s.mu.Lock()
-	if s.running >= s.max || len(s.queue) > 0 || s.released.Load() {
+	if s.running >= s.max || s.queue.n > 0 || s.released.Load() {
 		s.mu.Unlock()
 		return false
 	}
@@ -205,7 +205,7 @@ func (n *Node) runInline(s *subscription, dl delivery) bool {
 	// Anything queued meanwhile found no free slot: it needs a worker.
 	s.mu.Lock()
 	s.running--
-	start := len(s.queue) > 0 && s.running < s.max
+	start := s.queue.n > 0 && s.running < s.max
 	if start {
 		s.running++
 	}
@@ -223,22 +223,25 @@ func (n *Node) enqueue(s *subscription, dl delivery) bool {
 	if s.released.Load() {
 		return true
 	}
-	select {
-	case s.queue <- dl:
-	default:
-		return false
-	}
+	// Counted before a worker can see the delivery, and finish it.
 	holdFor(dl.rt.o)
 	n.busy.Add(1)
 	s.mu.Lock()
-	if s.running < s.max {
-		s.running++
+	if !s.queue.push(dl) {
 		s.mu.Unlock()
-		n.wg.Add(1)
-		go n.work(s)
-		return true
+		n.busy.Add(-1)
+		releaseFor(dl.rt.o)
+		return false
+	}
+	start := s.running < s.max
+	if start {
+		s.running++
 	}
 	s.mu.Unlock()
+	if start {
+		n.wg.Add(1)
+		go n.work(s)
+	}
 	return true
 }
 
@@ -246,28 +249,22 @@ func (n *Node) enqueue(s *subscription, dl delivery) bool {
 // subscriptions cost no goroutine.
 func (n *Node) work(s *subscription) {
 	defer n.wg.Done()
-	for {
-		select {
-		case dl := <-s.queue:
-			ctx := n.ctx
-			if dl.depth > 0 {
-				ctx = context.WithValue(ctx, hookDepthKey{}, dl.depth)
-			}
-			n.run(ctx, s, dl)
-			n.busy.Add(-1)
-			releaseFor(dl.rt.o)
-			continue
-		case <-n.ctx.Done():
-			return
-		default:
-		}
+	for n.ctx.Err() == nil {
 		s.mu.Lock()
-		if len(s.queue) == 0 {
+		dl, ok := s.queue.pop()
+		if !ok {
 			s.running--
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock()
+		ctx := n.ctx
+		if dl.depth > 0 {
+			ctx = context.WithValue(ctx, hookDepthKey{}, dl.depth)
+		}
+		n.run(ctx, s, dl)
+		n.busy.Add(-1)
+		releaseFor(dl.rt.o)
 	}
 }
 

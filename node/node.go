@@ -216,10 +216,7 @@ type HandleOption func(*subscription)
 func Inline() HandleOption { return func(s *subscription) { s.inline = true } }
 
 // QueueLen bounds the handler's queue at n dispatches instead of the
-// engine's (WithQueueLen); beyond it, dispatches are answered 503. A
-// queue's buffer is allocated whole when the handler is bound, so
-// handlers that answer from memory take a short one (the built-in
-// resources take BuiltinQueueLen).
+// engine's (WithQueueLen); beyond it, dispatches are answered 503.
 func QueueLen(n int) HandleOption {
 	return func(s *subscription) {
 		if n > 0 {
@@ -230,8 +227,7 @@ func QueueLen(n int) HandleOption {
 
 // BuiltinQueueLen is the queue of the engine's and the peer's own
 // resources (["peer"], ["saturation"], the operator's): they answer from
-// memory, and a full queue of the default length for each of them came
-// to over a megabyte per peer.
+// memory, so a long queue in front of them would only hide a flood.
 const BuiltinQueueLen = 64
 
 // LocalOnly answers 403 to dispatches that do not come from this machine
@@ -298,7 +294,7 @@ func (n *Node) subscribe(ep dispatch.Endpoint, owner Origin, h Handler, workers 
 	for _, o := range opts {
 		o(s)
 	}
-	s.queue = make(chan delivery, s.queueLen)
+	s.queue.limit = s.queueLen
 	if owner == Origin(n.local) {
 		n.subs.add(s)
 		return &Subscription{s}, nil

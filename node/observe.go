@@ -357,7 +357,7 @@ func (n *Node) Metrics() MetricsSnapshot {
 		default:
 			sm.Remote++
 		}
-		q := len(sub.queue)
+		q := sub.queued()
 		sm.Queued += q
 		sm.MaxQueued = max(sm.MaxQueued, q)
 	})

@@ -219,15 +219,15 @@ func TestQueueLengths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cap(s.s.queue); got != DefaultQueueLen {
+	if got := s.s.queue.limit; got != DefaultQueueLen {
 		t.Errorf("a handler's queue holds %d, want %d", got, DefaultQueueLen)
 	}
-	if got := cap(short.s.queue); got != 3 {
+	if got := short.s.queue.limit; got != 3 {
 		t.Errorf("QueueLen(3) queue holds %d", got)
 	}
 	n.subs.each(func(sub *subscription) {
-		if len(sub.ep.Endpoint.Resource) == 1 && sub.ep.Endpoint.Resource[0] == "peer" && cap(sub.queue) != BuiltinQueueLen {
-			t.Errorf("GET [\"peer\"] queue holds %d, want %d", cap(sub.queue), BuiltinQueueLen)
+		if len(sub.ep.Endpoint.Resource) == 1 && sub.ep.Endpoint.Resource[0] == "peer" && sub.queue.limit != BuiltinQueueLen {
+			t.Errorf("GET [\"peer\"] queue holds %d, want %d", sub.queue.limit, BuiltinQueueLen)
 		}
 	})
 }

@@ -15,7 +15,6 @@ type subscription struct {
 	ep      *dispatch.CompiledEndpoint
 	owner   Origin  // who bound it; the node's local origin for Go callbacks
 	handler Handler // nil when dispatches are delivered to owner
-	queue   chan delivery
 	// queueLen is the queue's bound (QueueLen, or the engine's).
 	queueLen int
 	max      int
@@ -24,10 +23,66 @@ type subscription struct {
 
 	mu       sync.Mutex
 	running  int
+	queue    deliveryQueue // guarded by mu
 	released atomic.Bool
 	dropped  atomic.Uint64
 	handled  atomic.Uint64
 	avgNanos atomic.Int64 // moving average of the handler's duration
+}
+
+// queued is how many deliveries wait for a worker.
+func (s *subscription) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queue.n
+}
+
+// deliveryQueue is a subscription's FIFO of deliveries waiting for a
+// worker, bounded by limit. Its buffer grows as it fills and is let go
+// when it empties after a burst: most subscriptions (the built-in
+// resources, idle bindings) never hold more than a few deliveries, and
+// a buffer of the full bound for each cost over a megabyte per peer —
+// and let an outsider make a peer allocate 150 KiB per BIND.
+type deliveryQueue struct {
+	buf     []delivery
+	head, n int
+	limit   int
+}
+
+// keepBelow is the largest buffer a queue keeps when it empties.
+const keepBelow = 64
+
+func (q *deliveryQueue) push(d delivery) bool {
+	if q.n >= q.limit {
+		return false
+	}
+	if q.n == len(q.buf) {
+		buf := make([]delivery, min(max(8, 2*len(q.buf)), q.limit))
+		for i := range q.n {
+			buf[i] = q.buf[(q.head+i)%len(q.buf)]
+		}
+		q.buf, q.head = buf, 0
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = d
+	q.n++
+	return true
+}
+
+func (q *deliveryQueue) pop() (delivery, bool) {
+	if q.n == 0 {
+		return delivery{}, false
+	}
+	d := q.buf[q.head]
+	q.buf[q.head] = delivery{}
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	if q.n == 0 {
+		q.head = 0
+		if len(q.buf) > keepBelow {
+			q.buf = nil
+		}
+	}
+	return d, true
 }
 
 // observe folds one handler duration into the moving average (weight
