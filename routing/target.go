@@ -1,10 +1,12 @@
 package routing
 
 import (
+	"hash/maphash"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -94,6 +96,33 @@ func Classify(h dispatch.Host) (Target, error) {
 		return Target{}, dispatch.Errorf(dispatch.ErrBadDispatch, "host %s: transport %q is not tcp or ws", h, tr)
 	}
 	s := h.Name
+	slot := &classified[maphash.String(classifySeed, s)%uint64(len(classified))]
+	if e := slot.Load(); e != nil && e.name == s {
+		return e.t, nil
+	}
+	t, err := classifyName(s)
+	// Multiaddrs carry addresses, a slice callers may keep: not cached.
+	if err == nil && (t.Kind == Peer || t.Kind == Name) && len(t.Peer.Addrs) == 0 {
+		slot.Store(&classifiedEntry{name: s, t: t})
+	}
+	return t, err
+}
+
+// classified remembers how recent host names were classified: decoding a
+// peer id (base58, multihash) costs a microsecond and four allocations,
+// and every dispatch to a peer or a name asks again. Direct-mapped and
+// fixed in size, so a flood of distinct names only replaces entries.
+var (
+	classified   [1024]atomic.Pointer[classifiedEntry]
+	classifySeed = maphash.MakeSeed()
+)
+
+type classifiedEntry struct {
+	name string
+	t    Target
+}
+
+func classifyName(s string) (Target, error) {
 	switch {
 	case strings.HasPrefix(s, "/"):
 		return classifyMultiaddr(s)

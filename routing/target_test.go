@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
@@ -78,4 +79,23 @@ func FuzzClassify(f *testing.F) {
 			t.Fatalf("no kind: %+v", got)
 		}
 	})
+}
+
+// Remembered classifications never answer for another name, however
+// many names share the cache's slots.
+func TestClassifyRemembersOnlyItsOwn(t *testing.T) {
+	id := "12D3KooWQQhc1NmMpjv1C58FpoU2kXYF1KDNUJfaxQqeQL3W1y4T"
+	for round := range 2 {
+		for i := range 5000 {
+			name := fmt.Sprintf("svc%d.test", i)
+			got, err := Classify(dispatch.Host{Name: name})
+			if err != nil || got.Kind != Name || got.Name != name {
+				t.Fatalf("round %d: Classify(%s) = %+v, %v", round, name, got, err)
+			}
+			got, err = Classify(dispatch.Host{Name: id})
+			if err != nil || got.Kind != Peer || got.Peer.ID.String() != id {
+				t.Fatalf("round %d: Classify(peer id) = %+v, %v", round, got, err)
+			}
+		}
+	}
 }
