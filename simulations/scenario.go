@@ -72,6 +72,7 @@ func init() {
 		resolution,
 		autoscale,
 		partition,
+		security,
 	}
 }
 
@@ -179,6 +180,8 @@ func shortPeers(name string) int {
 		return 15
 	case "autoscale":
 		return 4
+	case "security":
+		return 12
 	}
 	return 30
 }

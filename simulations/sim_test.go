@@ -142,9 +142,10 @@ func TestFanOut(t *testing.T)     { runShort(t, "fan-out") }
 func TestResolution(t *testing.T) { runShort(t, "resolution") }
 func TestAutoscale(t *testing.T)  { runShort(t, "autoscale") }
 func TestPartition(t *testing.T)  { runShort(t, "partition") }
+func TestSecurity(t *testing.T)   { runShort(t, "security") }
 
 func TestScenariosListed(t *testing.T) {
-	for _, name := range []string{"load-spreading", "churn", "fan-out", "resolution", "autoscale", "partition"} {
+	for _, name := range []string{"load-spreading", "churn", "fan-out", "resolution", "autoscale", "partition", "security"} {
 		s, ok := Lookup(name)
 		if !ok || s.Title == "" || s.Summary == "" || s.DefaultPeers <= 0 || s.PeersFlag == "" {
 			t.Errorf("scenario %q: %+v", name, s)

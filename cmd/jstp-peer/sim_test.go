@@ -13,7 +13,7 @@ func TestSimList(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, name := range []string{"load-spreading", "churn", "fan-out", "resolution", "autoscale", "partition"} {
+	for _, name := range []string{"load-spreading", "churn", "fan-out", "resolution", "autoscale", "partition", "security"} {
 		if !strings.Contains(out, "\n"+name+" ") {
 			t.Errorf("sim list does not show %s:\n%s", name, out)
 		}
