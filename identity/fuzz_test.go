@@ -46,6 +46,7 @@ func FuzzSignatureHeader(f *testing.F) {
 	}
 	f.Add([]byte(d.Extra[SignatureHeader]))
 	f.Add([]byte(`{"alg":"ed25519","author":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA","sig":"AAAA"}`))
+	f.Add([]byte(`{"alg":"ed25519","author":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA","sig":"AAAA","n":"AAAAAAAAAAAAAAAA","to":"menu.test"}`))
 	f.Add([]byte(`{"alg":"ed25519","author":"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N","sig":""}`))
 	f.Add([]byte(`{"ALG":"ed25519","alg":"ed25519"}`))
 	f.Add([]byte(`null`))

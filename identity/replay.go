@@ -104,7 +104,7 @@ func NewReplayGuard(opts ...ReplayOption) *ReplayGuard {
 // skew or it was recorded before. An unsigned dispatch fails with
 // ErrUnsigned, a malformed signature header with ErrBadSignature.
 func (g *ReplayGuard) Check(author peer.ID, d *dispatch.Dispatch) error {
-	_, sig, _, err := signatureOf(d)
+	_, _, sig, err := signatureParts(d)
 	if err != nil {
 		return err
 	}

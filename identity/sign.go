@@ -36,7 +36,7 @@ const SignatureAlgorithm = "ed25519"
 // sealing key records; a distinct prefix makes a signature over a
 // dispatch useless as any of those, and theirs useless here, the way
 // libp2p signed envelopes prefix a domain string.
-const SignatureDomain = "jstp-peer dispatch signature v1\n"
+const SignatureDomain = "jstp-peer dispatch signature v2\n"
 
 // MaxSignatureHeader bounds the "signature" header's raw value before it
 // is parsed. A well-formed one is about 180 bytes.
@@ -55,8 +55,16 @@ const MaxSignatureHeader = 1 << 10
 // Members other than these five are refused: nothing in this header is
 // covered by the signature, so nothing else in it could be trusted.
 //
-// The signed message is SignatureDomain, the nonce n and a newline,
-// followed by the RFC 8785
+// to, optional, is the final recipient as the author named it: the last
+// element of the host chain when it was signed (a peer id, a multiaddr or
+// a service name; a classic [host, port] target is not named). The
+// recipient refuses a dispatch signed for another (node: 401), so that
+// whoever holds its bytes — a gateway on the way — cannot have it run by
+// a peer it was not meant for. A dispatch to a service name may run on
+// any peer that provides the name: retries move it between replicas.
+//
+// The signed message is SignatureDomain, the nonce n and a newline, to
+// and a newline, followed by the RFC 8785
 // canonical form (dispatch.CanonicalJSON) of the dispatch's encoding
 // without what gateways and other engines rewrite: "host", "token"
 // (classic engines give each hop its own transaction id), "hops", "via",
@@ -67,7 +75,7 @@ const MaxSignatureHeader = 1 << 10
 // the signature does not cover, so handlers never take an added header
 // for the author's. Removing or changing a covered one voids it.
 //
-//	"signature": {"alg": "ed25519", "author": "…", "sig": "…", "n": "…", "hdrs": ["note"]}
+//	"signature": {"alg": "ed25519", "author": "…", "sig": "…", "n": "…", "to": "12D3KooW…", "hdrs": ["note"]}
 type SignatureHeaderValue struct {
 	Alg    string `json:"alg"`
 	Author string `json:"author"`
@@ -77,6 +85,8 @@ type SignatureHeaderValue struct {
 	// not one) still get different signatures, so the replay guard,
 	// which knows a dispatch by its signature, tells them apart.
 	Nonce string `json:"n"`
+	// To is the final recipient the signature is for; empty for none.
+	To string `json:"to,omitempty"`
 	// Headers are the extension headers the signature covers, sorted.
 	Headers []string `json:"hdrs,omitempty"`
 }
@@ -84,13 +94,26 @@ type SignatureHeaderValue struct {
 // MaxSignedHeaders bounds the extension headers one signature covers.
 const MaxSignedHeaders = 64
 
-// Sign signs d with key, an Ed25519 libp2p private key, and sets its
-// "signature" header, replacing any there. Sign before sealing: the
-// signature then travels inside the sealed part (see Seal).
+// Sign signs d with key, an Ed25519 libp2p private key, for the last
+// element of its host chain (see SignFor), and sets its "signature"
+// header, replacing any there. Sign before sealing: the signature then
+// travels inside the sealed part (see Seal).
 //
 // It fails when d has no canonical form (a body that is not I-JSON, see
 // dispatch.Dispatch.Canonical).
 func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
+	var to string
+	if n := len(d.Host); n > 0 && !d.Host[n-1].IsTuple() {
+		to = d.Host[n-1].Name
+	}
+	return SignFor(key, d, to)
+}
+
+// SignFor is Sign for the recipient to, however much of the host chain is
+// left: a peer passing a dispatch on to its last hop signs it for that
+// hop's element. An empty to names no recipient (answers, dispatches with
+// no host).
+func SignFor(key crypto.PrivKey, d *dispatch.Dispatch, to string) error {
 	if key == nil || key.Type() != crypto.Ed25519 {
 		return fmt.Errorf("identity: sign: want an Ed25519 key")
 	}
@@ -107,7 +130,10 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 		return fmt.Errorf("identity: sign: %w", err)
 	}
 	nonce := base64.RawURLEncoding.EncodeToString(nonceRaw[:])
-	msg, err := signedMessage(d, nonce, hdrs)
+	if len(to) > maxRecipient {
+		return fmt.Errorf("identity: sign: recipient of %d bytes, at most %d", len(to), maxRecipient)
+	}
+	msg, err := signedMessage(d, nonce, to, hdrs)
 	if err != nil {
 		return fmt.Errorf("identity: sign: %w", err)
 	}
@@ -120,6 +146,7 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 		Author:  author.String(),
 		Sig:     base64.RawURLEncoding.EncodeToString(sig),
 		Nonce:   nonce,
+		To:      to,
 		Headers: hdrs,
 	})
 	if err != nil {
@@ -140,7 +167,7 @@ func Sign(key crypto.PrivKey, d *dispatch.Dispatch) error {
 // ErrBadSignature for every other failure. Both map to 401. A verified
 // dispatch may still be a replay; see ReplayGuard.
 func Verify(d *dispatch.Dispatch) (peer.ID, error) {
-	author, sig, hdrs, nonce, err := signatureParts(d)
+	h, author, sig, err := signatureParts(d)
 	if err != nil {
 		return "", err
 	}
@@ -150,7 +177,7 @@ func Verify(d *dispatch.Dispatch) (peer.ID, error) {
 		// Verify stays self-contained, and peers here use Ed25519.
 		return "", fmt.Errorf("%w: author %s does not embed an Ed25519 public key", ErrBadSignature, author)
 	}
-	msg, err := signedMessage(d, nonce, hdrs)
+	msg, err := signedMessage(d, h.Nonce, h.To, h.Headers)
 	if err != nil {
 		// %v: the cause's own code (400) must not win over 401.
 		return "", fmt.Errorf("%w: no canonical form: %v", ErrBadSignature, err)
@@ -162,6 +189,20 @@ func Verify(d *dispatch.Dispatch) (peer.ID, error) {
 	return author, nil
 }
 
+// Recipient returns the recipient d's signature names (SignFor), "" for
+// none. It parses the header without verifying it: call it after Verify.
+func Recipient(d *dispatch.Dispatch) string {
+	raw, ok := d.Extra[SignatureHeader]
+	if !ok {
+		return ""
+	}
+	h, err := ParseSignatureHeader(raw)
+	if err != nil {
+		return ""
+	}
+	return h.To
+}
+
 // VerifyAndTrim is Verify, and then drops from d the extension headers
 // its signature does not cover (routing headers excepted), which some
 // engine on the way added: a handler must not take them for the
@@ -171,46 +212,45 @@ func VerifyAndTrim(d *dispatch.Dispatch) (peer.ID, error) {
 	if err != nil {
 		return "", err
 	}
-	_, _, hdrs, _ := signatureOf(d)
+	h, _, _, _ := signatureParts(d)
 	for k := range d.Extra {
 		if routingOrSignature(k) {
 			continue
 		}
-		if _, ok := slices.BinarySearch(hdrs, k); !ok {
+		if _, ok := slices.BinarySearch(h.Headers, k); !ok {
 			delete(d.Extra, k)
 		}
 	}
 	return author, nil
 }
 
-// signatureOf parses d's signature header.
-func signatureOf(d *dispatch.Dispatch) (peer.ID, []byte, []string, error) {
-	author, sig, hdrs, _, err := signatureParts(d)
-	return author, sig, hdrs, err
-}
-
-func signatureParts(d *dispatch.Dispatch) (peer.ID, []byte, []string, string, error) {
+// signatureParts parses d's signature header, and in it the author and
+// the signature.
+func signatureParts(d *dispatch.Dispatch) (*SignatureHeaderValue, peer.ID, []byte, error) {
 	raw, ok := d.Extra[SignatureHeader]
 	if !ok {
-		return "", nil, nil, "", ErrUnsigned
+		return nil, "", nil, ErrUnsigned
 	}
 	h, err := ParseSignatureHeader(raw)
 	if err != nil {
-		return "", nil, nil, "", err
+		return nil, "", nil, err
 	}
 	author, err := peer.Decode(h.Author)
 	if err != nil {
-		return "", nil, nil, "", fmt.Errorf("%w: author is not a peer id", ErrBadSignature)
+		return nil, "", nil, fmt.Errorf("%w: author is not a peer id", ErrBadSignature)
 	}
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(h.Sig)
 	if err != nil || len(sig) != 64 {
-		return "", nil, nil, "", fmt.Errorf("%w: sig is not 64 bytes of unpadded base64url", ErrBadSignature)
+		return nil, "", nil, fmt.Errorf("%w: sig is not 64 bytes of unpadded base64url", ErrBadSignature)
 	}
 	if n, err := base64.RawURLEncoding.Strict().DecodeString(h.Nonce); err != nil || len(n) != 12 {
-		return "", nil, nil, "", fmt.Errorf("%w: n is not 12 bytes of unpadded base64url", ErrBadSignature)
+		return nil, "", nil, fmt.Errorf("%w: n is not 12 bytes of unpadded base64url", ErrBadSignature)
 	}
-	return author, sig, h.Headers, h.Nonce, nil
+	return h, author, sig, nil
 }
+
+// maxRecipient bounds the "to" member: a multiaddr with a peer id fits.
+const maxRecipient = 256
 
 // ParseSignatureHeader parses a "signature" header's raw value, bounded
 // by MaxSignatureHeader, without verifying anything. Errors wrap
@@ -220,7 +260,7 @@ func ParseSignatureHeader(raw []byte) (*SignatureHeaderValue, error) {
 		return nil, fmt.Errorf("%w: header is %d bytes, over the limit of %d", ErrBadSignature, len(raw), MaxSignatureHeader)
 	}
 	var h SignatureHeaderValue
-	if err := decodeObject(raw, map[string]any{"alg": &h.Alg, "author": &h.Author, "sig": &h.Sig, "n": &h.Nonce, "hdrs": &h.Headers}); err != nil {
+	if err := decodeObject(raw, map[string]any{"alg": &h.Alg, "author": &h.Author, "sig": &h.Sig, "n": &h.Nonce, "to": &h.To, "hdrs": &h.Headers}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
 	if len(h.Headers) > MaxSignedHeaders {
@@ -237,6 +277,9 @@ func ParseSignatureHeader(raw []byte) (*SignatureHeaderValue, error) {
 	if h.Author == "" || h.Sig == "" {
 		return nil, fmt.Errorf("%w: header needs author and sig", ErrBadSignature)
 	}
+	if len(h.To) > maxRecipient {
+		return nil, fmt.Errorf("%w: recipient of %d bytes, at most %d", ErrBadSignature, len(h.To), maxRecipient)
+	}
 	return &h, nil
 }
 
@@ -246,7 +289,7 @@ func ParseSignatureHeader(raw []byte) (*SignatureHeaderValue, error) {
 // and with only the extension headers hdrs, which must all be there: an
 // engine on the way may add headers of its own (the Node.js engine adds
 // "referer"), but not remove the author's.
-func signedMessage(d *dispatch.Dispatch, nonce string, hdrs []string) ([]byte, error) {
+func signedMessage(d *dispatch.Dispatch, nonce, to string, hdrs []string) ([]byte, error) {
 	s := *d
 	s.Host = nil
 	s.Token = nil
@@ -265,9 +308,11 @@ func signedMessage(d *dispatch.Dispatch, nonce string, hdrs []string) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	msg := make([]byte, 0, len(SignatureDomain)+len(nonce)+1+len(canon))
+	msg := make([]byte, 0, len(SignatureDomain)+len(nonce)+len(to)+2+len(canon))
 	msg = append(msg, SignatureDomain...)
 	msg = append(msg, nonce...)
+	msg = append(msg, '\n')
+	msg = append(msg, to...)
 	msg = append(msg, '\n')
 	return append(msg, canon...), nil
 }

@@ -321,3 +321,39 @@ func TestAlikeDispatchesAreNotReplays(t *testing.T) {
 		}
 	}
 }
+
+// The recipient is signed: it defaults to the last host element, and
+// changing it voids the signature.
+func TestSignNamesRecipient(t *testing.T) {
+	key, _ := newIdentity(t)
+	d := sample(t)
+	d.Host = []dispatch.Host{{Name: "gateway"}, {Name: "menu.test"}}
+	if err := Sign(key, d); err != nil {
+		t.Fatal(err)
+	}
+	if got := Recipient(d); got != "menu.test" {
+		t.Fatalf("Recipient = %q, want the last host element", got)
+	}
+	d.Host = nil // gateways rewrite the chain: still valid
+	if _, err := Verify(d); err != nil {
+		t.Fatalf("Verify without the host chain: %v", err)
+	}
+	var h SignatureHeaderValue
+	if err := json.Unmarshal(d.Extra[SignatureHeader], &h); err != nil {
+		t.Fatal(err)
+	}
+	h.To = "other.test"
+	d.Extra[SignatureHeader], _ = json.Marshal(h)
+	if _, err := Verify(d); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Verify with another recipient: %v, want ErrBadSignature", err)
+	}
+	// A classic [host, port] target is not named.
+	c := sample(t)
+	c.Host = []dispatch.Host{{Name: "127.0.0.1", Port: 8080}}
+	if err := Sign(key, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := Recipient(c); got != "" {
+		t.Fatalf("Recipient of a classic target = %q, want none", got)
+	}
+}

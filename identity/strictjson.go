@@ -54,5 +54,6 @@ func decodeObject(raw []byte, members map[string]any) error {
 }
 
 // optional are the members decodeObject does not require: "hdrs" of a
-// signature, which a dispatch without extension headers leaves out.
-var optional = map[string]bool{"hdrs": true}
+// signature, which a dispatch without extension headers leaves out, and
+// "to", which one without a named recipient does.
+var optional = map[string]bool{"hdrs": true, "to": true}

@@ -52,13 +52,13 @@ func (n *Node) receive(ctx context.Context, rt replyTo, d *dispatch.Dispatch) {
 	}
 	n.stats.received.Add(1)
 	n.observeReceived(d)
-	author, err := n.verify(d)
+	author, to, err := n.verify(d)
 	if err != nil {
 		n.warn.Warn("refused a dispatch whose signature does not hold", "from", rt.o.ID(), "err", err)
 		n.answerErr(ctx, rt, d, err)
 		return
 	}
-	rt.author = author
+	rt.author, rt.signedFor = author, to
 	n.noteRecent(d, rt)
 	if err := n.dispatch(ctx, d, rt, !n.cfg.noForward); err != nil {
 		n.answerErr(ctx, rt, d, err)
@@ -105,6 +105,10 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 				return err
 			}
 		}
+		if err := n.checkRecipient(rt.signedFor); err != nil {
+			n.warn.Warn("refused a dispatch signed for another recipient", "from", rt.o.ID(), "err", err)
+			return err
+		}
 		return n.process(ctx, d, rt)
 	}
 	if !mayForward {
@@ -144,7 +148,7 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 	if err := n.countHop(d); err != nil {
 		return err
 	}
-	return n.forwardRetry(ctx, d, rt, next, n.retryable(d, to, next))
+	return n.forwardRetry(ctx, d, rt, next, to, n.retryable(d, to, next))
 }
 
 // fromThisMachine tells whether o is on this machine: the application
@@ -170,17 +174,12 @@ func fromThisMachine(o Origin) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// forward passes d on to next. When d wants answers the engine gives the
-// transaction a label of its own and keeps a ledger under it: the answers
-// that come back with the label go to rt, with rt's label, and to nobody
-// else.
-func (n *Node) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, next *linkOrigin) error {
-	return n.forwardRetry(ctx, d, rt, next, nil)
-}
-
-// forwardRetry is forward for a request that may be retried on another
-// replica (rs, nil when not).
-func (n *Node) forwardRetry(ctx context.Context, d *dispatch.Dispatch, rt replyTo, next *linkOrigin, rs *retry) error {
+// forwardRetry passes d on to next, the peer or engine the host element
+// to led to; rs, for a request that may be retried on another replica
+// (nil when not). When d wants answers the engine gives the transaction a
+// label of its own and keeps a ledger under it: the answers that come
+// back with the label go to rt, with rt's label, and to nobody else.
+func (n *Node) forwardRetry(ctx context.Context, d *dispatch.Dispatch, rt replyTo, next *linkOrigin, to dispatch.Host, rs *retry) error {
 	n.stats.forwarded.Add(1)
 	n.observeForwarded(d)
 	var l *ledger
@@ -215,7 +214,7 @@ func (n *Node) forwardRetry(ctx context.Context, d *dispatch.Dispatch, rt replyT
 			err = n.sealRequest(ctx, d, next, l)
 		}
 	} else {
-		err = n.signForward(d, next)
+		err = n.signForward(d, next, to)
 	}
 	if err != nil {
 		n.abandonLedger(l)

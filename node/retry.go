@@ -116,7 +116,7 @@ func (n *Node) retryRefused(ctx context.Context, l *ledger) bool {
 	n.log.Debug("replica refused; retrying on another", "name", r.to.String(), "refused", r.tried[len(r.tried)-1], "next", next.l.ID())
 	d := r.orig.Clone()
 	again := &retry{to: r.to, orig: r.orig, tried: append(slices.Clip(r.tried), next.l.ID())}
-	if err := n.forwardRetry(ctx, d, l.back, next, again); err != nil {
+	if err := n.forwardRetry(ctx, d, l.back, next, r.to, again); err != nil {
 		n.answerErr(ctx, l.back, d, err)
 	}
 	return true

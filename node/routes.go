@@ -23,6 +23,9 @@ type replyTo struct {
 	// author is the verified signer of the dispatch being answered, ""
 	// when it came unsigned.
 	author string
+	// signedFor is the recipient the signature names, "" for none: a
+	// dispatch processed here must name this peer (checkRecipient).
+	signedFor string
 	// session, for a sealed dispatch opened here, is the session its
 	// answers are sealed in.
 	session *identity.Session

@@ -176,7 +176,7 @@ func (n *Node) sealRequest(ctx context.Context, d *dispatch.Dispatch, next *link
 			d.Extra = map[string]json.RawMessage{}
 		}
 		d.Extra[identity.SessionKeyHeader] = jsonString(sess.Secret())
-		if err = n.sign(d); err != nil {
+		if err = n.sign(d, to.String()); err != nil {
 			return err
 		}
 		err = identity.Seal(rec, to, d)
@@ -230,7 +230,7 @@ func (n *Node) openRequest(d *dispatch.Dispatch, rt *replyTo) error {
 		n.stats.rejected.Add(1)
 		return err
 	}
-	author, err := n.verify(d)
+	author, signedFor, err := n.verify(d)
 	if err == nil && author == "" {
 		err = fmt.Errorf("%w: a sealed dispatch must be signed inside", identity.ErrUnsigned)
 		n.stats.unauthorized.Add(1)
@@ -256,7 +256,7 @@ func (n *Node) openRequest(d *dispatch.Dispatch, rt *replyTo) error {
 	if err != nil {
 		return err
 	}
-	rt.author, rt.session = author, sess
+	rt.author, rt.signedFor, rt.session = author, signedFor, sess
 	return nil
 }
 

@@ -1,11 +1,14 @@
 package node
 
 import (
+	"fmt"
+
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/identity"
 	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/jstp-peer/jstp-peer/routing"
 )
 
 // Signatures (docs/security.md). One rule decides what a peer signs: a
@@ -36,20 +39,41 @@ func WithIdentity(key crypto.PrivKey) Option { return func(c *config) { c.key = 
 func WithSignAll() Option { return func(c *config) { c.signAll = true } }
 
 // verify checks a signed dispatch: its signature, then that it is fresh
-// and not seen before. It returns the author, or "" for an unsigned one.
-func (n *Node) verify(d *dispatch.Dispatch) (string, error) {
+// and not seen before. It returns the author, or "" for an unsigned one,
+// and the recipient the signature names ("" for none).
+func (n *Node) verify(d *dispatch.Dispatch) (author, to string, err error) {
 	if _, ok := d.Extra[identity.SignatureHeader]; !ok {
-		return "", nil
+		return "", "", nil
 	}
-	author, err := identity.VerifyAndTrim(d)
+	id, err := identity.VerifyAndTrim(d)
 	if err == nil {
-		err = n.replay.Check(author, d)
+		err = n.replay.Check(id, d)
 	}
 	if err != nil {
 		n.stats.unauthorized.Add(1)
-		return "", err
+		return "", "", err
 	}
-	return author.String(), nil
+	return id.String(), identity.Recipient(d), nil
+}
+
+// checkRecipient refuses a dispatch about to be processed here that its
+// author signed for another recipient: whoever holds a signed dispatch's
+// bytes (a gateway it crossed) could otherwise have it run by any peer
+// serving the same resource, in the author's name.
+func (n *Node) checkRecipient(to string) error {
+	if to == "" {
+		return nil
+	}
+	h := dispatch.Host{Name: to}
+	if t, err := routing.Classify(h); err == nil && t.Kind == routing.Peer {
+		if t.Peer.ID.String() == n.cfg.id {
+			return nil
+		}
+	} else if n.IsLocal(h) {
+		return nil
+	}
+	n.stats.unauthorized.Add(1)
+	return fmt.Errorf("%w: signed for %s, not this peer", identity.ErrBadSignature, to)
 }
 
 // authorOf is the author handlers see: the verified signer, the peer at
@@ -65,13 +89,22 @@ func (n *Node) authorOf(rt replyTo) string {
 	return n.cfg.id
 }
 
-// signForward signs d, about to be passed on to next, when the rule
-// above says so.
-func (n *Node) signForward(d *dispatch.Dispatch, next *linkOrigin) error {
+// signForward signs d, about to be passed on to next (which the host
+// element to led to), when the rule above says so, for its final
+// recipient: the last element left of its host chain, or to when next
+// is the last hop.
+func (n *Node) signForward(d *dispatch.Dispatch, next *linkOrigin, to dispatch.Host) error {
 	if n.cfg.key == nil || next.kind != mesh.PeerLink || (len(d.Host) == 0 && !n.cfg.signAll) {
 		return nil
 	}
-	return n.sign(d)
+	if len(d.Host) > 0 {
+		to = d.Host[len(d.Host)-1]
+	}
+	if to.IsTuple() {
+		// A classic engine at [host, port] checks no signature.
+		to = dispatch.Host{}
+	}
+	return n.sign(d, to.Name)
 }
 
 // signAnswer signs an answer or exception written here for rt.
@@ -86,12 +119,13 @@ func (n *Node) signAnswer(rt replyTo, a *dispatch.Dispatch) {
 	if !n.cfg.signAll && (rt.author == "" || rt.author == lo.l.ID()) {
 		return
 	}
-	if err := n.sign(a); err != nil {
+	if err := n.sign(a, ""); err != nil {
 		n.warn.Warn("answer not signed", "to", lo.l.ID(), "err", err)
 	}
 }
 
-func (n *Node) sign(d *dispatch.Dispatch) error {
+// sign signs d for the recipient to ("" for none), unless it is signed.
+func (n *Node) sign(d *dispatch.Dispatch, to string) error {
 	if _, ok := d.Extra[identity.SignatureHeader]; ok {
 		return nil
 	}
@@ -100,7 +134,7 @@ func (n *Node) sign(d *dispatch.Dispatch) error {
 		// (replays).
 		d.Timestamp = n.cfg.now().UnixMilli()
 	}
-	if err := identity.Sign(n.cfg.key, d); err != nil {
+	if err := identity.SignFor(n.cfg.key, d, to); err != nil {
 		return dispatch.Errorf(dispatch.ErrBadDispatch, "cannot sign: %w", err)
 	}
 	return nil

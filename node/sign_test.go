@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 
@@ -123,6 +124,46 @@ func TestSignatureRefusals(t *testing.T) {
 	}
 	if as := request(t, a, &again); len(as) != 1 || codeOf(t, as[0]) != 401 {
 		t.Fatalf("replay: answers %v, want one 401", as)
+	}
+}
+
+// A signature names the final recipient: a copy redirected to another
+// peer serving the same resource (by a gateway that saw it, or anyone
+// holding its bytes) is refused there, and the original still runs.
+func TestSignatureBindsRecipient(t *testing.T) {
+	a := newTestPeer(t, nil)
+	g := newTestPeer(t, a)
+	b := newTestPeer(t, a)
+	c := newTestPeer(t, a)
+	whoAmI(t, b)
+	whoAmI(t, c)
+	connectAll(t, a, g, b, c)
+	// signedForB is what a gateway on the way to b holds, and could send
+	// elsewhere with another host chain.
+	signedForB := func(hosts ...dispatch.Host) *dispatch.Dispatch {
+		d := dispatch.New("GET", "who")
+		d.Token = []any{uuid.NewString()}
+		d.Host = []dispatch.Host{hostOf(g), hostOf(b)}
+		if err := identity.Sign(a.Host.LibP2P().Peerstore().PrivKey(a.Host.ID()), d); err != nil {
+			t.Fatal(err)
+		}
+		if got := identity.Recipient(d); got != b.Host.ID().String() {
+			t.Fatalf("signed for %q, want b", got)
+		}
+		d.Host = hosts
+		return d
+	}
+	for name, r := range map[string]*dispatch.Dispatch{
+		"through the gateway": signedForB(hostOf(g), hostOf(c)),
+		"directly":            signedForB(hostOf(c)),
+	} {
+		as := request(t, a, r)
+		if len(as) != 1 || codeOf(t, as[0]) != 401 || !strings.Contains(string(as[0].Body), "signed for") {
+			t.Fatalf("redirected to c %s: answers %v, want one 401 for the recipient", name, as)
+		}
+	}
+	if who := authorIn(t, request(t, a, signedForB(hostOf(g), hostOf(b)))); who != a.Host.ID().String() {
+		t.Fatalf("to its recipient: author %s", who)
 	}
 }
 
