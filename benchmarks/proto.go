@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/jstp-peer/jstp-peer/internal/gctune"
 )
 
 // The parent and its children talk in JSON lines. A child writes one
@@ -145,6 +147,9 @@ func writeLine(w *bufio.Writer, prefix string, v any) error {
 
 // runRole runs this process as one side of a benchmark.
 func runRole(ctx context.Context, r roleFlags) error {
+	// Every process, baselines included, runs with the collector pace of
+	// jstp-peer up.
+	gctune.Apply()
 	if r.prof != "" {
 		stop, err := startCPUProfile(r.prof)
 		if err != nil {

@@ -272,10 +272,27 @@ func (n *Node) countHop(d *dispatch.Dispatch) error {
 		return dispatch.Errorf(dispatch.ErrLoop, "crossed %d gateways, the limit", hops)
 	}
 	if d.Extra == nil {
-		d.Extra = map[string]json.RawMessage{}
+		// Room for the via label the forwarding engine adds next.
+		d.Extra = make(map[string]json.RawMessage, 2)
 	}
-	d.Extra[HopsHeader] = json.RawMessage(strconv.Itoa(hops + 1))
+	d.Extra[HopsHeader] = hopsValue(hops + 1)
 	return nil
+}
+
+// hopsValues are the encoded hop counts up to 63, shared (headers are
+// never written to in place), so counting a hop allocates nothing.
+var hopsValues = func() (v [64]json.RawMessage) {
+	for i := range v {
+		v[i] = json.RawMessage(strconv.Itoa(i))
+	}
+	return v
+}()
+
+func hopsValue(n int) json.RawMessage {
+	if n >= 0 && n < len(hopsValues) {
+		return hopsValues[n]
+	}
+	return json.RawMessage(strconv.Itoa(n))
 }
 
 // notificationKey marks dispatches that arrived as notifications (from a

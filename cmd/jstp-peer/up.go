@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/identity"
+	"github.com/jstp-peer/jstp-peer/internal/gctune"
 	"github.com/jstp-peer/jstp-peer/internal/metrics"
 	"github.com/jstp-peer/jstp-peer/mesh"
 	"github.com/jstp-peer/jstp-peer/node"
@@ -36,6 +37,9 @@ const upExamples = `  jstp-peer up                                   the first p
 const closeTimeout = 15 * time.Second
 
 func runUp(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	// The peer process's own setting, not the library's: applications
+	// that embed node choose theirs.
+	gctune.Apply()
 	return up(ctx, args, stdout, stderr, nil)
 }
 
