@@ -6,16 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ws "github.com/libp2p/go-libp2p/p2p/transport/websocket"
@@ -25,14 +28,17 @@ import (
 // Host is a running mesh peer: a libp2p host with its DHT, gossipsub and
 // discovery. Its methods are safe for concurrent use.
 type Host struct {
-	host   host.Host
-	dht    *dht.IpfsDHT
-	ps     *pubsub.PubSub
-	mdns   mdns.Service
-	log    *slog.Logger
-	boot   []peer.AddrInfo
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	host host.Host
+	dht  *dht.IpfsDHT
+	ps   *pubsub.PubSub
+	mdns mdns.Service
+	log  *slog.Logger
+	boot []peer.AddrInfo
+	// joining is set once gossipsub is up: until then the DHT must not
+	// dial the bootstrap peers (see libp2pOptions).
+	joining atomic.Bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -129,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if timeout <= 0 {
 		timeout = DefaultBootstrapTimeout
 	}
+	h.joining.Store(true)
 	h.bootstrap(ctx, timeout)
 	if err := ctx.Err(); err != nil {
 		// Cancelled during the bootstrap dials: the caller gave up on
@@ -189,7 +196,21 @@ func (h *Host) libp2pOptions(cfg Config, listen []string, announce []multiaddr.M
 		dht.ProtocolPrefix(DHTProtocolPrefix),
 	}
 	if len(h.boot) > 0 {
-		dhtOpts = append(dhtOpts, dht.BootstrapPeers(h.boot...))
+		// The DHT dials its bootstrap peers as soon as it is built,
+		// inside libp2p.New, before gossipsub has registered its
+		// protocols. The bootstrap peer then identifies us without them,
+		// and when the identify push that should correct it is lost (a
+		// busy bootstrap peer), its gossipsub never learns we speak
+		// gossipsub: we are outside every topic there. So the DHT gets
+		// the bootstrap peers only once New has built everything else
+		// and dials them itself; later, the DHT reaches for them again
+		// whenever its routing table empties.
+		dhtOpts = append(dhtOpts, dht.BootstrapPeersFunc(func() []peer.AddrInfo {
+			if !h.joining.Load() {
+				return nil
+			}
+			return h.boot
+		}))
 	}
 
 	opts := []libp2p.Option{
@@ -330,6 +351,28 @@ func admitConns(l rcmgr.ConcreteLimitConfig, high int) rcmgr.ConcreteLimitConfig
 		raise(&r.ConnsInbound)
 		raise(&r.ConnsOutbound)
 		raise(&r.Conns)
+	}
+	// Every new connection is identified both ways at once, and libp2p
+	// never identifies a connection again after a failure: the other
+	// side's protocols stay unknown, so gossipsub never opens its stream
+	// and the peer never joins a topic there. libp2p allows 64 identify
+	// streams each way plus 64 per GiB, fewer than a thousand
+	// subscribers connecting to one publisher at once open.
+	raiseStreams := func(r rcmgr.ResourceLimits) rcmgr.ResourceLimits {
+		raise(&r.StreamsInbound)
+		raise(&r.StreamsOutbound)
+		raise(&r.Streams)
+		return r
+	}
+	if p.Service == nil {
+		p.Service = map[string]rcmgr.ResourceLimits{}
+	}
+	if p.Protocol == nil {
+		p.Protocol = map[protocol.ID]rcmgr.ResourceLimits{}
+	}
+	p.Service[identify.ServiceName] = raiseStreams(p.Service[identify.ServiceName])
+	for _, id := range []protocol.ID{identify.ID, identify.IDPush} {
+		p.Protocol[id] = raiseStreams(p.Protocol[id])
 	}
 	return p.Build(l)
 }
