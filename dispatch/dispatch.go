@@ -165,18 +165,49 @@ func NewSubscription(method string, ep Endpoint) *Dispatch {
 // subscriber trigID (empty when the answer speaks for the whole
 // transaction, as a 404 for "nothing bound" does).
 func NewAnswer(code int, txid, trigID string, body json.RawMessage) *Dispatch {
-	res := []any{json.Number(strconv.Itoa(code)), txid}
+	// Every request is answered, so this is on the hot path: the resource
+	// and the token share one allocation, the transaction id is boxed
+	// once, and codes and the protocol header are shared values.
+	tx := any(txid)
+	n := 2
 	if trigID != "" {
-		res = append(res, trigID)
+		n = 3
 	}
+	vals := make([]any, n+1)
+	vals[0], vals[1] = codeValue(code), tx
+	if trigID != "" {
+		vals[2] = trigID
+	}
+	vals[n] = tx
 	return &Dispatch{
-		Protocol:  []string{"JSTP", Version},
+		Protocol:  answerProtocol[:2:2],
 		Method:    ANSWER,
-		Resource:  res,
+		Resource:  vals[:n:n],
 		Timestamp: time.Now().UnixMilli(),
-		Token:     []any{txid},
+		Token:     vals[n : n+1 : n+1],
 		Body:      body,
 	}
+}
+
+// answerProtocol is the protocol header of the answers NewAnswer makes,
+// shared: nothing writes a dispatch's Protocol in place (Clone copies it,
+// and a full slice expression makes append copy too).
+var answerProtocol = []string{"JSTP", Version}
+
+// codeValues holds the status codes 100–599 as resource elements, boxed
+// once.
+var codeValues = func() (v [500]any) {
+	for i := range v {
+		v[i] = json.Number(strconv.Itoa(100 + i))
+	}
+	return v
+}()
+
+func codeValue(code int) any {
+	if code >= 100 && code < 600 {
+		return codeValues[code-100]
+	}
+	return json.Number(strconv.Itoa(code))
 }
 
 // NewException returns the exception dispatch for err (its code from Code,

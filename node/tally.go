@@ -73,7 +73,10 @@ func (t *tally) final(trig string) bool {
 	if t.done {
 		return false
 	}
-	if trig == "" {
+	if trig == "" || (!t.known && !t.open) {
+		// The whole transaction's answer, or the first final answer
+		// when nothing was announced: it ends the transaction, and
+		// nothing needs remembering (most requests end here).
 		t.done = true
 		t.count++
 		return true
@@ -92,10 +95,6 @@ func (t *tally) final(trig string) bool {
 	}
 	t.answered[trig] = true
 	t.count++
-	if !t.known && !t.open {
-		t.done = true
-		return true
-	}
 	t.check()
 	return true
 }
