@@ -124,6 +124,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("mesh: start gossipsub: %w", err)
 	}
 
+	if err := h.watchIdentification(life); err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("mesh: watch identification: %w", err)
+	}
+
 	if cfg.MDNS {
 		if err := h.startMDNS(life); err != nil {
 			_ = h.Close()
