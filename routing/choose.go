@@ -71,6 +71,11 @@ func (h HotCold) Order(_ string, ps []peer.AddrInfo) []peer.AddrInfo {
 	for i, p := range ps {
 		info[i] = h.Signals.Replica(p.ID)
 	}
+	// A replica whose report has not come yet counts as the average of
+	// the others, in the sample's draw and in its load alike: counted as
+	// 1 against replicas that declare more, it would never be chosen
+	// until its report came.
+	fillCapacity(info)
 	keys := weightedKeys(info)
 	// Critical replicas to the back, in the weighted random order
 	// otherwise: the sample is its first d healthy replicas.
@@ -152,7 +157,7 @@ func better(a, b Replica) bool {
 }
 
 // load is a replica's requests in flight, counting the one about to be
-// sent, per unit of the capacity it declares (1 if it declares none): the
+// sent, per unit of its capacity (1 if unknown; see fillCapacity): the
 // queue a request joins, in the replica's own time.
 func load(r Replica) float64 {
 	c := r.Capacity

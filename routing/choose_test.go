@@ -90,3 +90,14 @@ func TestHotColdSpreads(t *testing.T) {
 		}
 	}
 }
+
+// A replica whose report has not come yet counts as the average
+// capacity, not as 1: otherwise replicas that declare more always win.
+func TestHotColdUnreportedCountsAsAverage(t *testing.T) {
+	s := signals{"a": {Capacity: 2, Latency: time.Millisecond}, "b": {Capacity: 2, Latency: time.Millisecond}, "c": {}}
+	for range 100 {
+		if got := (HotCold{Signals: s, Sample: 3}).Order("x", replicas(3)); got[0].ID != "c" {
+			t.Fatalf("order %v: the unmeasured, unreported replica is not tried first", got)
+		}
+	}
+}

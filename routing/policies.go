@@ -95,11 +95,9 @@ func (w WeightedRandom) Order(_ string, ps []peer.AddrInfo) []peer.AddrInfo {
 	return orderBy(ps, func(a, b int) int { return cmp.Compare(keys[b], keys[a]) })
 }
 
-// weightedKeys draws, for a weighted shuffle of the replicas in info,
-// each one's key u^(1/w) (Efraimidis–Spirakis), the largest first, where
-// w is the replica's declared capacity, or the average of those declared
-// for one that declares none (1 if none does).
-func weightedKeys(info []Replica) []float64 {
+// fillCapacity gives the replicas in info that declare no capacity the
+// average of those that do (1 if none does).
+func fillCapacity(info []Replica) {
 	var sum float64
 	known := 0
 	for _, r := range info {
@@ -112,13 +110,21 @@ func weightedKeys(info []Replica) []float64 {
 	if known > 0 {
 		fill = sum / float64(known)
 	}
+	for i := range info {
+		if info[i].Capacity <= 0 {
+			info[i].Capacity = fill
+		}
+	}
+}
+
+// weightedKeys draws, for a weighted shuffle of the replicas in info,
+// each one's key u^(1/w) (Efraimidis–Spirakis), the largest first, where
+// w is the replica's capacity (see fillCapacity).
+func weightedKeys(info []Replica) []float64 {
+	fillCapacity(info)
 	keys := make([]float64, len(info))
 	for i, r := range info {
-		w := r.Capacity
-		if w <= 0 {
-			w = fill
-		}
-		keys[i] = math.Pow(1-rand.Float64(), 1/w)
+		keys[i] = math.Pow(1-rand.Float64(), 1/r.Capacity)
 	}
 	return keys
 }
