@@ -51,32 +51,17 @@ Exit status: 0 listed (even none); 1 no peer at --via or no usable answer;
 	if *timeout <= 0 {
 		return usageError(fs, stderr, "--timeout must be positive")
 	}
-	via := viaAddr(s)
-	c, err := dial(ctx, via, stderr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fail(stderr, "peers", exitInterrupted, "%v", ctx.Err())
-		}
-		return fail(stderr, "peers", exitFail, "%s", noPeerMessage(via, err, false))
+	l, code, ok := dialLocal(ctx, "peers", s, *timeout, stderr)
+	if !ok {
+		return code
 	}
-	defer c.Close()
-	res, err := request(ctx, c, dispatch.New(dispatch.GET, "peers"), *timeout, nil, nil)
-	first := res.first
-	firstCode := 0
-	if len(res.codes) > 0 {
-		firstCode = res.codes[0]
+	defer l.Close()
+	first, answer, code, ok := l.ask(ctx, dispatch.New(dispatch.GET, "peers"))
+	if !ok {
+		return code
 	}
-	switch {
-	case err != nil:
-		return fail(stderr, "peers", exitInterrupted, "interrupted")
-	case first == nil && res.closed:
-		return fail(stderr, "peers", exitFail, "%s before answering", c.Closed())
-	case first == nil:
-		return fail(stderr, "peers", exitFail, "no answer from %s within %v", via, *timeout)
-	case firstCode == 404:
-		return fail(stderr, "peers", exitFail, "the peer at %s does not serve GET /peers (a classic engine?): %s", via, answerText(first, firstCode))
-	case firstCode < 200 || firstCode > 299:
-		return fail(stderr, "peers", exitFail, "GET /peers: %s", answerText(first, firstCode))
+	if answer < 200 || answer > 299 {
+		return fail(stderr, "peers", exitFail, "GET /peers: %s", answerText(first, answer))
 	}
 	rows, err := parsePeers(first.Body)
 	if err != nil {

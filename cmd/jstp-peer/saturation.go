@@ -52,17 +52,13 @@ error. Every flag can also be set with JSTP_PEER_<FLAG>.`,
 	if len(pos) != 0 {
 		return usageError(fs, stderr, "want no arguments, got %d", len(pos))
 	}
-	via := viaAddr(s)
-	c, err := dial(ctx, via, stderr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fail(stderr, "saturation", exitInterrupted, "%v", ctx.Err())
-		}
-		return fail(stderr, "saturation", exitFail, "%s", noPeerMessage(via, err, false))
+	l, code, ok := dialLocal(ctx, "saturation", s, *timeout, stderr)
+	if !ok {
+		return code
 	}
-	defer c.Close()
+	defer l.Close()
 	for {
-		view, code := askSaturation(ctx, c, via, *timeout, stderr)
+		view, code := askSaturation(ctx, l)
 		if code != exitOK {
 			return code
 		}
@@ -77,7 +73,7 @@ error. Every flag can also be set with JSTP_PEER_<FLAG>.`,
 		}
 		// Clear the screen and home the cursor, as top does.
 		fmt.Fprint(stdout, "\x1b[H\x1b[2J")
-		fmt.Fprintf(stdout, "jstp-peer saturation via %s, %s\n\n", via, time.Now().Format(time.TimeOnly))
+		fmt.Fprintf(stdout, "jstp-peer saturation via %s, %s\n\n", l.via, time.Now().Format(time.TimeOnly))
 		printSaturation(stdout, view)
 		select {
 		case <-ctx.Done():
@@ -87,21 +83,17 @@ error. Every flag can also be set with JSTP_PEER_<FLAG>.`,
 	}
 }
 
-func askSaturation(ctx context.Context, c *node.Client, via string, timeout time.Duration, stderr io.Writer) (node.SaturationView, int) {
+func askSaturation(ctx context.Context, l *local) (node.SaturationView, int) {
 	var view node.SaturationView
-	res, err := request(ctx, c, dispatch.New(dispatch.GET, "saturation"), timeout, nil, nil)
-	switch {
-	case err != nil:
-		return view, fail(stderr, "saturation", exitInterrupted, "interrupted")
-	case res.first == nil && res.closed:
-		return view, fail(stderr, "saturation", exitFail, "%s before answering", c.Closed())
-	case res.first == nil:
-		return view, fail(stderr, "saturation", exitFail, "no answer from %s within %v", via, timeout)
-	case res.codes[0] != 200:
-		return view, fail(stderr, "saturation", exitFail, "GET /saturation: %s", answerText(res.first, res.codes[0]))
+	a, answer, code, ok := l.ask(ctx, dispatch.New(dispatch.GET, "saturation"))
+	if !ok {
+		return view, code
 	}
-	if err := json.Unmarshal(res.first.Body, &view); err != nil {
-		return view, fail(stderr, "saturation", exitFail, "GET /saturation answered something else than a saturation view: %v", err)
+	if answer != 200 {
+		return view, fail(l.stderr, "saturation", exitFail, "GET /saturation: %s", answerText(a, answer))
+	}
+	if err := json.Unmarshal(a.Body, &view); err != nil {
+		return view, fail(l.stderr, "saturation", exitFail, "GET /saturation answered something else than a saturation view: %v", err)
 	}
 	return view, exitOK
 }
