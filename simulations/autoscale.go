@@ -70,13 +70,9 @@ func runAutoscale(ctx context.Context, r *run) error {
 		return err
 	}
 	defer s.close()
-	if err := s.drain(ctx); err != nil {
+	if err := s.begin(ctx, routing.DefaultPolicy); err != nil {
 		return err
 	}
-	if err := s.use(routing.DefaultPolicy); err != nil {
-		return err
-	}
-	s.gen.Rec.Reset()
 	base := s.capacity()
 
 	// The operator: a peer of the mesh that binds to every peer's

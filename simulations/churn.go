@@ -88,13 +88,9 @@ func runChurn(ctx context.Context, r *run) error {
 		return err
 	}
 	defer s.close()
-	if err := s.drain(ctx); err != nil {
+	if err := s.begin(ctx, routing.DefaultPolicy); err != nil {
 		return err
 	}
-	if err := s.use(routing.DefaultPolicy); err != nil {
-		return err
-	}
-	s.gen.Rec.Reset()
 	rate := 0.6 * s.capacity()
 	rng := rand.New(rand.NewPCG(r.o.Seed, 0xc4))
 

@@ -73,10 +73,7 @@ func runPartition(ctx context.Context, r *run) error {
 		return err
 	}
 	defer s.close()
-	if err := s.drain(ctx); err != nil {
-		return err
-	}
-	if err := s.use(routing.DefaultPolicy); err != nil {
+	if err := s.begin(ctx, routing.DefaultPolicy); err != nil {
 		return err
 	}
 	pub, err := s.cluster.Start(ctx, Spec{Region: 0, DHTServer: true, ConnLow: clients + 16, ConnHigh: 2*clients + 32})

@@ -231,6 +231,19 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// begin prepares a measurement: the replicas' queues drained, every
+// client on policy, the recorder empty.
+func (s *service) begin(ctx context.Context, policy string) error {
+	if err := s.drain(ctx); err != nil {
+		return err
+	}
+	if err := s.use(policy); err != nil {
+		return err
+	}
+	s.gen.Rec.Reset()
+	return nil
+}
+
 // use makes every client use the named policy.
 func (s *service) use(policy string) error {
 	for _, c := range s.clients {
@@ -314,13 +327,9 @@ type phaseResult struct {
 // phase runs load (a fraction of the total capacity) for warmup, then
 // measures for d, then waits for the last answers.
 func (s *service) phase(ctx context.Context, policy string, load float64, warmup, d time.Duration) (phaseResult, error) {
-	if err := s.drain(ctx); err != nil {
+	if err := s.begin(ctx, policy); err != nil {
 		return phaseResult{}, err
 	}
-	if err := s.use(policy); err != nil {
-		return phaseResult{}, err
-	}
-	s.gen.Rec.Reset()
 	rate := load * s.capacity()
 	start := time.Now()
 	measureFrom := start.Add(warmup)
