@@ -167,26 +167,32 @@ func SignFor(key crypto.PrivKey, d *dispatch.Dispatch, to string) error {
 // ErrBadSignature for every other failure. Both map to 401. A verified
 // dispatch may still be a replay; see ReplayGuard.
 func Verify(d *dispatch.Dispatch) (peer.ID, error) {
+	_, author, err := verify(d)
+	return author, err
+}
+
+// verify is Verify, returning the parsed header too.
+func verify(d *dispatch.Dispatch) (*SignatureHeaderValue, peer.ID, error) {
 	h, author, sig, err := signatureParts(d)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	pub, err := author.ExtractPublicKey()
 	if err != nil || pub.Type() != crypto.Ed25519 {
 		// Hashed peer ids (RSA, ECDSA keys) would need a key lookup;
 		// Verify stays self-contained, and peers here use Ed25519.
-		return "", fmt.Errorf("%w: author %s does not embed an Ed25519 public key", ErrBadSignature, author)
+		return nil, "", fmt.Errorf("%w: author %s does not embed an Ed25519 public key", ErrBadSignature, author)
 	}
 	msg, err := signedMessage(d, h.Nonce, h.To, h.Headers)
 	if err != nil {
 		// %v: the cause's own code (400) must not win over 401.
-		return "", fmt.Errorf("%w: no canonical form: %v", ErrBadSignature, err)
+		return nil, "", fmt.Errorf("%w: no canonical form: %v", ErrBadSignature, err)
 	}
 	ok, err := pub.Verify(msg, sig)
 	if err != nil || !ok {
-		return "", fmt.Errorf("%w: does not verify for author %s", ErrBadSignature, author)
+		return nil, "", fmt.Errorf("%w: does not verify for author %s", ErrBadSignature, author)
 	}
-	return author, nil
+	return h, author, nil
 }
 
 // Recipient returns the recipient d's signature names (SignFor), "" for
@@ -206,13 +212,13 @@ func Recipient(d *dispatch.Dispatch) string {
 // VerifyAndTrim is Verify, and then drops from d the extension headers
 // its signature does not cover (routing headers excepted), which some
 // engine on the way added: a handler must not take them for the
-// author's.
-func VerifyAndTrim(d *dispatch.Dispatch) (peer.ID, error) {
-	author, err := Verify(d)
+// author's. It also returns the recipient the signature names (see
+// Recipient).
+func VerifyAndTrim(d *dispatch.Dispatch) (author peer.ID, to string, err error) {
+	h, author, err := verify(d)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	h, _, _, _ := signatureParts(d)
 	for k := range d.Extra {
 		if routingOrSignature(k) {
 			continue
@@ -221,7 +227,7 @@ func VerifyAndTrim(d *dispatch.Dispatch) (peer.ID, error) {
 			delete(d.Extra, k)
 		}
 	}
-	return author, nil
+	return author, h.To, nil
 }
 
 // signatureParts parses d's signature header, and in it the author and

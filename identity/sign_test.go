@@ -286,7 +286,7 @@ func TestSignatureSurvivesRewrites(t *testing.T) {
 	}
 	d.Token = []any{"hop-label.1", "trig"}
 	d.Extra["referer"] = json.RawMessage(`[]`)
-	got, err := VerifyAndTrim(d)
+	got, _, err := VerifyAndTrim(d)
 	if err != nil || got != id {
 		t.Fatalf("after rewrites: %s, %v", got, err)
 	}

@@ -45,7 +45,7 @@ func (n *Node) verify(d *dispatch.Dispatch) (author, to string, err error) {
 	if _, ok := d.Extra[identity.SignatureHeader]; !ok {
 		return "", "", nil
 	}
-	id, err := identity.VerifyAndTrim(d)
+	id, to, err := identity.VerifyAndTrim(d)
 	if err == nil {
 		err = n.replay.Check(id, d)
 	}
@@ -53,7 +53,7 @@ func (n *Node) verify(d *dispatch.Dispatch) (author, to string, err error) {
 		n.stats.unauthorized.Add(1)
 		return "", "", err
 	}
-	return id.String(), identity.Recipient(d), nil
+	return id.String(), to, nil
 }
 
 // checkRecipient refuses a dispatch about to be processed here that its

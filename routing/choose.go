@@ -75,7 +75,6 @@ func (h HotCold) Order(_ string, ps []peer.AddrInfo) []peer.AddrInfo {
 	// the others, in the sample's draw and in its load alike: counted as
 	// 1 against replicas that declare more, it would never be chosen
 	// until its report came.
-	fillCapacity(info)
 	keys := weightedKeys(info)
 	// Critical replicas to the back, in the weighted random order
 	// otherwise: the sample is its first d healthy replicas.
@@ -157,8 +156,8 @@ func better(a, b Replica) bool {
 }
 
 // load is a replica's requests in flight, counting the one about to be
-// sent, per unit of its capacity (1 if unknown; see fillCapacity): the
-// queue a request joins, in the replica's own time.
+// sent, per unit of its capacity (filled in by weightedKeys): the queue a
+// request joins, in the replica's own time.
 func load(r Replica) float64 {
 	c := r.Capacity
 	if c <= 0 {

@@ -117,9 +117,9 @@ func fillCapacity(info []Replica) {
 	}
 }
 
-// weightedKeys draws, for a weighted shuffle of the replicas in info,
-// each one's key u^(1/w) (Efraimidis–Spirakis), the largest first, where
-// w is the replica's capacity (see fillCapacity).
+// weightedKeys fills in the capacities info lacks (fillCapacity) and
+// draws, for a weighted shuffle of the replicas, each one's key u^(1/w)
+// (Efraimidis–Spirakis), the largest first, where w is the capacity.
 func weightedKeys(info []Replica) []float64 {
 	fillCapacity(info)
 	keys := make([]float64, len(info))
