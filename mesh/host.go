@@ -31,9 +31,11 @@ type Host struct {
 	host host.Host
 	dht  *dht.IpfsDHT
 	ps   *pubsub.PubSub
-	mdns mdns.Service
-	log  *slog.Logger
-	boot []peer.AddrInfo
+	// drops counts what gossipsub's queues dropped.
+	drops *dropCounter
+	mdns  mdns.Service
+	log   *slog.Logger
+	boot  []peer.AddrInfo
 	// joining is set once gossipsub is up: until then the DHT must not
 	// dial the bootstrap peers (see libp2pOptions).
 	joining atomic.Bool
@@ -101,6 +103,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.cancel = cancel
 
+	h.drops = newDropCounter(h.log)
 	h.ps, err = pubsub.NewGossipSub(life, lh,
 		// StrictSign: sign what we publish, drop what is unsigned or
 		// badly signed. It is pubsub's default; stating it keeps a
@@ -118,6 +121,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		// bind, so a direct send reaches every one, whether or not
 		// subscribers know each other. Off by default in this version.
 		pubsub.WithFloodPublish(true),
+		pubsub.WithValidateQueueSize(gossipValidateQueue),
+		pubsub.WithPeerOutboundQueueSize(gossipPeerQueue),
+		pubsub.WithRawTracer(h.drops),
 	)
 	if err != nil {
 		_ = h.Close()
@@ -282,6 +288,9 @@ func (h *Host) DHT() *dht.IpfsDHT { return h.dht }
 
 // PubSub returns the gossipsub router. It stops when the Host closes.
 func (h *Host) PubSub() *pubsub.PubSub { return h.ps }
+
+// GossipDrops returns what gossipsub dropped here because a queue was full.
+func (h *Host) GossipDrops() GossipDrops { return h.drops.drops() }
 
 // Addrs returns the addresses others can dial this peer at, each ending in
 // /p2p/<peer id> so that it can be handed out as a bootstrap address.

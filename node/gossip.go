@@ -44,6 +44,8 @@ type gossip struct {
 	topics *mesh.Topics
 	self   peer.ID
 	log    *slog.Logger
+	// drops reads what gossipsub's queues dropped on this peer.
+	drops func() mesh.GossipDrops
 
 	mu    sync.Mutex
 	sinks map[string]*topicSink
@@ -70,10 +72,11 @@ type topicSub struct {
 	cancel func()
 }
 
-func newGossip(topics *mesh.Topics, self peer.ID, log *slog.Logger) *gossip {
+func newGossip(topics *mesh.Topics, self peer.ID, drops func() mesh.GossipDrops, log *slog.Logger) *gossip {
 	return &gossip{
 		topics: topics,
 		self:   self,
+		drops:  drops,
 		log:    log.With("component", "gossip"),
 		sinks:  map[string]*topicSink{},
 		subs:   map[string]*topicSub{},

@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 		WithDecoder(dec),
 		WithLocalHost(p.isLocal),
 		WithIdentity(cfg.Mesh.Key),
-		withGossip(newGossip(p.topics, h.ID(), log)),
+		withGossip(newGossip(p.topics, h.ID(), h.GossipDrops, log)),
 	}
 	if cfg.NoForward {
 		opts = append(opts, WithoutForwarding())

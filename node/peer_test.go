@@ -209,15 +209,39 @@ func (e *events) add(sub int, id string) {
 	e.got[sub][id]++
 }
 
-func (e *events) all(subs int, id string) bool {
+func (e *events) all(subs int, id string) bool { return len(e.missing(subs, id)) == 0 }
+
+// missing lists the subscribers that have not got id yet.
+func (e *events) missing(subs int, id string) []int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var out []int
 	for i := 0; i < subs; i++ {
 		if e.got[i][id] == 0 {
-			return false
+			out = append(out, i)
 		}
 	}
-	return true
+	return out
+}
+
+// awaitAll waits until every subscriber has id, and otherwise names the
+// subscribers it missed and what the target's topics counted, so that a
+// loss says where it happened.
+func (e *events) awaitAll(t *testing.T, target *Peer, subs []*Peer, topic, id string) {
+	t.Helper()
+	if poll.Wait(20*time.Second, func() bool { return e.all(len(subs), id) }) {
+		return
+	}
+	miss := e.missing(len(subs), id)
+	members := map[peer.ID]bool{}
+	for _, p := range target.Host.PubSub().ListPeers(topic) {
+		members[p] = true
+	}
+	var seen []string
+	for _, i := range miss {
+		seen = append(seen, fmt.Sprintf("%d (a member: %v): %+v", i, members[subs[i].Host.ID()], subs[i].topics.Stats()))
+	}
+	t.Fatalf("subscribers %v did not get %s within 20s; target's topics %+v; theirs %v", miss, id, target.topics.Stats(), seen)
 }
 
 func TestRemoteBindFiftySubscribers(t *testing.T) {
@@ -228,6 +252,7 @@ func TestRemoteBindFiftySubscribers(t *testing.T) {
 	peers := startPeers(t, subs, target, func(c *PeerConfig) { c.Mesh.DHTMode = mesh.DHTClient })
 	ev := &events{got: map[int]map[string]int{}}
 	ep := dispatch.Endpoint{Method: "POST", Resource: []string{"news", ":id"}}
+	topic := Topic(target.Host.ID(), ep)
 	// Subscribers bind at once, as independent peers would.
 	bindings := make([]*RemoteBinding, subs)
 	var wg sync.WaitGroup
@@ -254,11 +279,11 @@ func TestRemoteBindFiftySubscribers(t *testing.T) {
 		if err := target.Node.Send(t.Context(), dispatch.New("POST", "news", id)); err != nil {
 			t.Fatal(err)
 		}
-		poll.Until(t, 20*time.Second, "every subscriber to get "+id, func() bool { return ev.all(subs, id) })
+		ev.awaitAll(t, target, peers, topic, id)
 	}
 	// A last event flushes anything still in flight before the count.
 	target.Node.Send(t.Context(), dispatch.New("POST", "news", "last"))
-	poll.Until(t, 20*time.Second, "every subscriber to get the last event", func() bool { return ev.all(subs, "last") })
+	ev.awaitAll(t, target, peers, topic, "last")
 	ev.mu.Lock()
 	for i := 0; i < subs; i++ {
 		for id, n := range ev.got[i] {

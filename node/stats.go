@@ -48,7 +48,7 @@ type Stats struct {
 func (n *Node) Stats() Stats {
 	s := &n.stats
 	txs := n.txs.len()
-	return Stats{
+	st := Stats{
 		Received:     s.received.Load(),
 		Forwarded:    s.forwarded.Load(),
 		Answered:     s.answered.Load(),
@@ -73,4 +73,11 @@ func (n *Node) Stats() Stats {
 			"unauthorized":   s.unauthorized.Load(),
 		},
 	}
+	if n.gossip != nil {
+		g := n.gossip.drops()
+		st.Dropped["gossipOutbound"] = g.Outbound
+		st.Dropped["gossipValidation"] = g.Validation
+		st.Dropped["gossipSubscriber"] = g.Subscriber
+	}
+	return st
 }
