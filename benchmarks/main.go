@@ -77,6 +77,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchmarks:", err)
 		os.Exit(2)
 	}
+	if o.prof != "" {
+		// Each child creates its own file there; a directory that does
+		// not exist yet would fail every child at start.
+		if err := os.MkdirAll(o.prof, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "benchmarks:", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmarks:", err)
 		os.Exit(1)

@@ -84,19 +84,21 @@ func (r roundResult) perSecond() float64 {
 
 // roleFlags are the flags of a child process.
 type roleFlags struct {
-	name string // peer-a, peer-b, raw-a, raw-b, nats-server, nats-responder
-	boot string // peer-a: peer B's multiaddr
-	peer string // raw-a: raw-b's multiaddr
-	tcp  string // raw-a: raw-b's TCP echo address
-	url  string // nats-responder: the server's URL
-	prof string // write a CPU profile of this process here
+	name  string // peer-a, peer-b, raw-a, raw-b, raw-relay, nats-server, nats-responder
+	boot  string // peer-a: peer B's multiaddr
+	peer  string // raw-a: raw-b's multiaddr
+	tcp   string // raw-a, raw-relay: raw-b's TCP echo address
+	relay string // raw-a: raw-relay's address
+	url   string // nats-responder: the server's URL
+	prof  string // write a CPU profile of this process here
 }
 
 func (r *roleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.name, "role", "", "internal: run as one side of a benchmark")
 	fs.StringVar(&r.boot, "boot", "", "internal: bootstrap multiaddr (peer-a)")
 	fs.StringVar(&r.peer, "peer", "", "internal: echo host multiaddr (raw-a)")
-	fs.StringVar(&r.tcp, "tcp", "", "internal: TCP echo address (raw-a)")
+	fs.StringVar(&r.tcp, "tcp", "", "internal: TCP echo address (raw-a, raw-relay)")
+	fs.StringVar(&r.relay, "relay", "", "internal: TCP relay address (raw-a)")
 	fs.StringVar(&r.url, "url", "", "internal: NATS URL (nats-responder)")
 	fs.StringVar(&r.prof, "role-cpuprofile", "", "internal: CPU profile file of this process")
 }
@@ -166,6 +168,8 @@ func runRole(ctx context.Context, r roleFlags) error {
 		return runRawA(ctx, r)
 	case "raw-b":
 		return runRawB(ctx)
+	case "raw-relay":
+		return runRawRelay(ctx, r)
 	case "nats-server":
 		return runNATSServer(ctx)
 	case "nats-responder":

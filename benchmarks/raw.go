@@ -144,15 +144,22 @@ func runRawA(ctx context.Context, rf roleFlags) error {
 		return err
 	}
 	defer tc.Close()
+	rc, err := net.Dial("tcp", rf.relay)
+	if err != nil {
+		return fmt.Errorf("-relay: %w", err)
+	}
+	defer rc.Close()
 	stream := newEchoClient(s, true)
 	perLine := newEchoClient(each, false)
 	plain := newEchoClient(tc, true)
+	relayed := newEchoClient(rc, true)
 	return serveCommands(ctx, ready{ID: h.ID().String(), Conns: conns(h)}, map[string]handler{
 		"conns":       connsOp(h),
 		"rtt-stream":  stream.roundTripOp,
 		"pipe-stream": stream.pipelineOp,
 		"pipe-each":   perLine.pipelineOp,
 		"rtt-tcp":     plain.roundTripOp,
+		"rtt-relay":   relayed.roundTripOp,
 	})
 }
 
@@ -205,4 +212,38 @@ func (e *echoClient) pipelineOp(_ context.Context, c command) (reply, error) {
 	}
 	res, err := creditPipeline(c.N, c.Depth, write, read)
 	return reply{Round: res}, err
+}
+
+// runRawRelay passes TCP connections on to raw-b's echo, bytes as they
+// come, both ways: the baseline of a gateway, which puts a third process
+// on the path. On two cores that process costs more than its copying:
+// every request wakes one more process, twice.
+func runRawRelay(ctx context.Context, rf roleFlags) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", rf.tcp)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() {
+				io.Copy(up, c)
+				up.Close()
+			}()
+			go func() {
+				io.Copy(c, up)
+				c.Close()
+			}()
+		}
+	}()
+	return serveCommands(ctx, ready{TCP: ln.Addr().String()}, nil)
 }

@@ -39,19 +39,21 @@ func (r *results) printTable(w io.Writer) {
 
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "benchmark\t\tvalue\tunit\tp99\trounds min–max\twrites/req\tanswers\t")
+	fmt.Fprintln(tw, "benchmark\t\tvalue\tunit\tp99\trounds min–max\twrites/req\tswitches/req\tCPU µs/req\tanswers\t")
 	for _, m := range r.Metrics {
-		p99, spread, writes := "", "", ""
+		p99, spread, writes, switches, cpu := "", "", "", "", ""
 		if m.P99 > 0 {
 			p99 = fmt.Sprintf("%.1f", m.P99)
 		}
 		if m.Writes > 0 {
 			writes = fmt.Sprintf("%.2f", m.Writes)
+			switches = fmt.Sprintf("%.2f", m.Switches)
+			cpu = fmt.Sprintf("%.1f", m.CPU)
 		}
 		if len(m.Rounds) > 0 {
 			spread = fmt.Sprintf("%s–%s", num(slices.Min(m.Rounds), m.Unit), num(slices.Max(m.Rounds), m.Unit))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", kindOf(m.Key), m.Label, num(m.Value, m.Unit), m.Unit, p99, spread, writes, codes(m.Codes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", kindOf(m.Key), m.Label, num(m.Value, m.Unit), m.Unit, p99, spread, writes, switches, cpu, codes(m.Codes))
 	}
 	tw.Flush()
 

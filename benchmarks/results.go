@@ -40,14 +40,20 @@ type namedConn struct {
 // rounds of each round's median latency; for pipelined runs, the median
 // over rounds of requests per second.
 type metric struct {
-	Key    string         `json:"key"`
-	Label  string         `json:"label"`
-	Value  float64        `json:"value"`
-	Unit   string         `json:"unit"`
-	P99    float64        `json:"p99,omitempty"`              // round trips: median over rounds of the 99th percentile
-	Writes float64        `json:"writesPerRequest,omitempty"` // write system calls per request, all processes on the path
-	Rounds []float64      `json:"rounds,omitempty"`           // each round's value
-	Codes  map[string]int `json:"codes,omitempty"`            // answers by code, warm-up included
+	Key    string  `json:"key"`
+	Label  string  `json:"label"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	P99    float64 `json:"p99,omitempty"`              // round trips: median over rounds of the 99th percentile
+	Writes float64 `json:"writesPerRequest,omitempty"` // write system calls per request, all processes on the path
+	// Switches counts context switches per request, all threads of all
+	// processes on the path: the wake-ups the path costs.
+	Switches float64 `json:"switchesPerRequest,omitempty"`
+	// CPU is the CPU time per request, in µs, all threads of all
+	// processes on the path.
+	CPU    float64        `json:"cpuMicrosPerRequest,omitempty"`
+	Rounds []float64      `json:"rounds,omitempty"` // each round's value
+	Codes  map[string]int `json:"codes,omitempty"`  // answers by code, warm-up included
 }
 
 // ratio compares two metrics measured in the same run.
@@ -91,6 +97,8 @@ func (r *results) addSeries(se *series) {
 	m.Value = medianOf(m.Rounds)
 	if n := len(se.rounds) * se.rounds[0].N; se.writes > 0 && n > 0 {
 		m.Writes = float64(se.writes) / float64(n)
+		m.Switches = float64(se.switches) / float64(n)
+		m.CPU = float64(se.cpu.Microseconds()) / float64(n)
 	}
 	m.Unit = "µs"
 	if se.pipelined {
@@ -133,13 +141,14 @@ var ratioSpecs = []struct {
 	atLeast         bool
 	target          float64 // 0: none
 }{
-	{"round trip: mesh / raw libp2p stream", "rtt/mesh", "rtt/raw-stream", false, 0},
+	{"round trip: mesh / raw libp2p stream", "rtt/mesh", "rtt/raw-stream", false, 1.2},
 	{"round trip: mesh / raw TCP", "rtt/mesh", "rtt/raw-tcp", false, 0},
 	{"pipelined req/s: mesh / raw libp2p stream", "pipe/mesh", "pipe/raw-stream", true, 0.8},
 	{"pipelined req/s: mesh / raw stream, write per line", "pipe/mesh", "pipe/raw-each", true, 0.8},
 	{"round trip: gateway / direct mesh", "rtt/gateway", "rtt/mesh", false, 1.3},
 	{"pipelined req/s: gateway / direct mesh", "pipe/gateway", "pipe/mesh", true, 1 / 1.3},
 	{"round trip: gateway / NATS", "rtt/gateway", "rtt/nats", false, 0},
+	{"round trip: relay / raw TCP (a third process)", "rtt/raw-relay", "rtt/raw-tcp", false, 0},
 	{"pipelined req/s: gateway / NATS", "pipe/gateway", "pipe/nats", true, 0},
 	{"round trip: direct mesh / NATS", "rtt/mesh", "rtt/nats", false, 0},
 	{"pipelined req/s: direct mesh / NATS", "pipe/mesh", "pipe/nats", true, 0},
@@ -163,6 +172,19 @@ func (r *results) addRatios() {
 			ra.Met = &met
 		}
 		r.Ratios = append(r.Ratios, ra)
+	}
+	// What the gateway adds to a round trip, against what a process that
+	// only copies bytes adds: the gateway's own cost, with the cost of
+	// one more process on the path taken out.
+	gw, ok1 := r.metric("rtt/gateway")
+	direct, ok2 := r.metric("rtt/mesh")
+	relay, ok3 := r.metric("rtt/raw-relay")
+	tcp, ok4 := r.metric("rtt/raw-tcp")
+	if ok1 && ok2 && ok3 && ok4 && relay.Value > tcp.Value {
+		r.Ratios = append(r.Ratios, ratio{
+			Label: "round trip added: (gateway − direct mesh) / (relay − raw TCP)",
+			Value: (gw.Value - direct.Value) / (relay.Value - tcp.Value),
+		})
 	}
 }
 

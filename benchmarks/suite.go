@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 )
@@ -20,6 +21,7 @@ type suite struct {
 	a, b     *child // mesh peers
 	rawA     *child
 	rawB     *child
+	rawRelay *child
 	natsProc []*child // server, responder
 	nats     *natsClient
 	gw       *gatewayClient
@@ -35,8 +37,10 @@ type series struct {
 	run        func(n int) (roundResult, error)
 	rounds     []roundResult
 	warm       roundResult
-	procs      []int  // the processes on the path, for counting writes
-	writes     uint64 // their write system calls during the rounds
+	procs      []int         // the processes on the path, for counting writes
+	writes     uint64        // their write system calls during the rounds
+	switches   uint64        // their threads' context switches during the rounds
+	cpu        time.Duration // their threads' CPU time during the rounds
 }
 
 func run(ctx context.Context, o options) error {
@@ -58,7 +62,7 @@ func run(ctx context.Context, o options) error {
 var groupKeys = map[string][]string{
 	"roundtrip": {"rtt/mesh", "rtt/raw-stream", "rtt/raw-tcp"},
 	"pipelined": {"pipe/mesh", "pipe/raw-stream", "pipe/raw-each"},
-	"gateway":   {"rtt/gateway", "rtt/mesh", "rtt/nats", "pipe/gateway", "pipe/mesh", "pipe/nats"},
+	"gateway":   {"rtt/gateway", "rtt/mesh", "rtt/nats", "rtt/raw-tcp", "rtt/raw-relay", "pipe/gateway", "pipe/mesh", "pipe/nats"},
 }
 
 func (s *suite) runAll() error {
@@ -103,8 +107,12 @@ func (s *suite) runAll() error {
 		for _, k := range keys {
 			se := s.series[k]
 			w0 := writeCalls(se.procs)
+			c0, cpu0 := threadStats(se.procs)
 			r, err := se.run(s.count(se))
 			se.writes += writeCalls(se.procs) - w0
+			c1, cpu1 := threadStats(se.procs)
+			se.switches += c1 - c0
+			se.cpu += cpu1 - cpu0
 			if err == nil {
 				err = s.checkChildren()
 			}
@@ -144,6 +152,7 @@ var rawOps = map[string]struct{ op, label string }{
 	"pipe/raw-stream": {"pipe-stream", "raw libp2p stream echo"},
 	"pipe/raw-each":   {"pipe-each", "raw libp2p stream echo, write per line"},
 	"rtt/raw-tcp":     {"rtt-tcp", "raw TCP echo"},
+	"rtt/raw-relay":   {"rtt-relay", "raw TCP echo through a relay process"},
 }
 
 // prepare starts what measurement key needs and registers it.
@@ -170,13 +179,16 @@ func (s *suite) prepare(key string) error {
 	case "pipe/mesh":
 		se.label, se.run = "mesh Request → answer", child(a, "pipe", false)
 		se.procs = []int{a.pid(), s.b.pid()}
-	case "rtt/raw-stream", "pipe/raw-stream", "pipe/raw-each", "rtt/raw-tcp":
+	case "rtt/raw-stream", "pipe/raw-stream", "pipe/raw-each", "rtt/raw-tcp", "rtt/raw-relay":
 		if err := s.raw(); err != nil {
 			return err
 		}
 		op := rawOps[key]
 		se.label, se.run = op.label, child(s.rawA, op.op, true)
 		se.procs = []int{s.rawA.pid(), s.rawB.pid()}
+		if key == "rtt/raw-relay" {
+			se.procs = append(se.procs, s.rawRelay.pid())
+		}
 	case "rtt/gateway", "pipe/gateway":
 		if err := s.gateway(); err != nil {
 			return err
@@ -258,11 +270,15 @@ func (s *suite) raw() error {
 	if err != nil {
 		return err
 	}
-	a, err := s.spawn("raw-a", "-peer", b.info.Addr, "-tcp", b.info.TCP)
+	relay, err := s.spawn("raw-relay", "-tcp", b.info.TCP)
 	if err != nil {
 		return err
 	}
-	s.rawA, s.rawB = a, b
+	a, err := s.spawn("raw-a", "-peer", b.info.Addr, "-tcp", b.info.TCP, "-relay", relay.info.TCP)
+	if err != nil {
+		return err
+	}
+	s.rawA, s.rawB, s.rawRelay = a, b, relay
 	return s.connections("raw stream", a, b)
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // setProcessGroup puts the child in a process group of its own, so that
@@ -85,4 +86,43 @@ func writeCalls(pids []int) uint64 {
 		}
 	}
 	return sum
+}
+
+// threadStats sums, over every thread of the processes so far, the
+// context switches (voluntary and not, /proc/PID/task/TID/status) and
+// the CPU time (/proc/PID/task/TID/schedstat). Per request, the first
+// counts the wake-ups a path costs, which its time on a loaded machine
+// depends on as much as on CPU; the second is the CPU it costs, steadier
+// than its time. Both are 0 when a process cannot be read.
+func threadStats(pids []int) (switches uint64, cpu time.Duration) {
+	for _, pid := range pids {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return 0, 0
+		}
+		for _, t := range tasks {
+			dir := fmt.Sprintf("/proc/%d/task/%s/", pid, t.Name())
+			if b, err := os.ReadFile(dir + "schedstat"); err == nil {
+				if f := strings.Fields(string(b)); len(f) > 0 {
+					if ns, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+						cpu += time.Duration(ns)
+					}
+				}
+			}
+			b, err := os.ReadFile(dir + "status")
+			if err != nil {
+				continue // the thread has gone
+			}
+			for line := range strings.Lines(string(b)) {
+				k, v, ok := strings.Cut(line, ":")
+				if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
+					continue
+				}
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+					switches += n
+				}
+			}
+		}
+	}
+	return switches, cpu
 }

@@ -2,7 +2,10 @@
 
 package main
 
-import "os/exec"
+import (
+	"os/exec"
+	"time"
+)
 
 // Elsewhere a child is killed alone; the benchmarks are meant for Linux,
 // where its process group goes with it.
@@ -22,3 +25,5 @@ type memStat struct {
 func readMem(int) (memStat, error) { return memStat{}, errNoProc }
 
 func writeCalls([]int) uint64 { return 0 }
+
+func threadStats([]int) (uint64, time.Duration) { return 0, 0 }
