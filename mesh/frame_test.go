@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -562,6 +563,64 @@ func TestFrameQueueCoalesces(t *testing.T) {
 	}
 	if st := q.Stats(); st.Writes != 2 || st.Frames != queued+1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// frameCounter counts what it is given and returns at once, as a muxed
+// stream's Write does (it hands the bytes to the muxer's own writer).
+type frameCounter struct {
+	mu     sync.Mutex
+	frames int
+	writes int
+	all    chan struct{} // closed once want frames have come
+	want   int
+}
+
+func (c *frameCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	c.frames += bytes.Count(p, []byte("\n"))
+	if c.frames == c.want {
+		close(c.all)
+	}
+	return len(p), nil
+}
+
+// Frames queued by goroutines that are all ready to run go out together
+// even when a Write takes no time: Run lets them queue before it writes.
+// On one processor the order is exact: without that pause the first
+// frame's signal runs Run before the other senders, and every frame is a
+// Write of its own. (The race detector shuffles the run queue, so only a
+// run without it tells the two apart.)
+func TestFrameQueueBatchesReadySenders(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const senders = 32
+	w := &frameCounter{all: make(chan struct{}), want: senders}
+	q := NewFrameQueue(w, 1000)
+	wait := runQueue(t.Context(), q)
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Go(func() {
+			if err := q.Enqueue(t.Context(), testDispatch(i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case <-w.all:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not every frame was written")
+	}
+	q.Close()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.writes > senders/4 {
+		t.Fatalf("%d frames took %d writes; want them batched", w.frames, w.writes)
 	}
 }
 

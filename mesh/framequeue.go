@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -92,6 +93,10 @@ func (fw *FrameWriter) Flush() error {
 	}
 	return nil
 }
+
+// yieldBelow is the batch, in bytes, below which Run yields once before
+// writing, for more frames to join it.
+const yieldBelow = 1000
 
 // ErrQueueClosed is returned by a FrameQueue's Enqueue methods after Close,
 // and after Run has returned.
@@ -352,6 +357,18 @@ func (q *FrameQueue) Run(ctx context.Context) (err error) {
 		case <-q.ready:
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		q.mu.Lock()
+		small := len(q.pending) < yieldBelow
+		q.mu.Unlock()
+		if small {
+			// Let the goroutines that are about to queue frames do
+			// so first, so that one Write carries them all: the
+			// stream's Write only hands bytes to the muxer, so a
+			// pipelined burst would otherwise go out a frame per
+			// write, and per system call. Alone, a frame waits for
+			// nothing (gRPC's HTTP/2 writer yields the same way).
+			runtime.Gosched()
 		}
 		q.mu.Lock()
 		if q.writing {

@@ -117,12 +117,15 @@ func (o *linkOrigin) Deliver(_ context.Context, d *dispatch.Dispatch) error {
 // send queues a dispatch this engine passes on, waiting for room: the
 // sender is slowed down rather than its dispatch dropped. now writes it on
 // the caller's goroutine when the link is idle (the application's own
-// dispatches: its goroutine may wait).
+// dispatches: its goroutine may wait) and carries nothing else in flight:
+// a lone request saves the hand-over to the queue's writer, while
+// requests that overlap go through the queue, whose writer sends them
+// together (one write for many instead of one each, FrameQueue.Run).
 func (o *linkOrigin) send(ctx context.Context, d *dispatch.Dispatch, now bool) error {
 	if d = o.out(d); d == nil {
 		return nil
 	}
-	if now {
+	if now && o.outstanding.Load() <= 1 {
 		return o.l.SendNow(ctx, d)
 	}
 	return o.l.Send(ctx, d)
