@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
@@ -157,30 +156,18 @@ func (g *gatewayClient) pipeline(n, depth int) (roundResult, error) {
 
 // answerOf reads the code and transaction id of an answer line: an
 // ANSWER's resource is [code, txid, ...]; an exception carries its code
-// in its header and the transaction id in token[0].
+// in its header and the transaction id in token[0]. It decodes with the
+// engine's own decoder, as a Go client of a gateway would: the client is
+// a process on the same two cores, and encoding/json into a struct cost
+// it 3.3 µs an answer against 0.9.
 func answerOf(line []byte) (code int, txid string, ok bool) {
-	var a struct {
-		Method    string            `json:"method"`
-		Resource  []json.RawMessage `json:"resource"`
-		Token     []any             `json:"token"`
-		Exception *struct {
-			Code int `json:"code"`
-		} `json:"exception"`
-	}
-	if json.Unmarshal(line, &a) != nil {
+	d, err := dispatch.Decode(bytes.TrimSuffix(line, []byte("\n")))
+	if err != nil {
 		return 0, "", false
 	}
-	if a.Exception != nil {
-		if len(a.Token) > 0 {
-			txid, _ = a.Token[0].(string)
-		}
-		return a.Exception.Code, txid, true
+	if d.Exception != nil {
+		return d.Exception.Code, d.TransactionID(), true
 	}
-	if !strings.EqualFold(a.Method, dispatch.ANSWER) || len(a.Resource) < 2 {
-		return 0, "", false
-	}
-	if json.Unmarshal(a.Resource[0], &code) != nil || json.Unmarshal(a.Resource[1], &txid) != nil {
-		return 0, "", false
-	}
-	return code, txid, true
+	code, txid, _, ok = d.AnswerInfo()
+	return code, txid, ok
 }
