@@ -49,6 +49,9 @@ func (n *Node) relay(ctx context.Context, l *ledger, a *dispatch.Dispatch, code 
 	}
 	done := l.t.done
 	l.mu.Unlock()
+	if ok && code >= 300 {
+		l.refused()
+	}
 	if ok {
 		if l.sealedTo != "" {
 			a = n.openAnswer(l, a)
@@ -156,6 +159,7 @@ func (n *Node) expireLedger(l *ledger) {
 	if already || !late || n.closed() {
 		return
 	}
+	l.refused()
 	body := jsonString("no answer before the deadline")
 	if len(missing) == 0 {
 		n.reply(n.ctx, l.back, dispatch.NewAnswer(504, l.txid, "", body))
@@ -211,6 +215,7 @@ func (n *Node) failRoutesTo(o Origin) {
 			}
 		}
 		l.mu.Unlock()
+		l.refused()
 		for _, trig := range trigs {
 			n.stats.linkGone.Add(1)
 			n.settle(n.ctx, l.back, l, trig, dispatch.NewAnswer(503, l.txid, trig, body))

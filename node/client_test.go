@@ -83,3 +83,44 @@ func TestClientBindAndAnswer(t *testing.T) {
 }
 
 var _ mesh.Link = (*memLink)(nil)
+
+// A BIND the target refuses binds nothing on the way: the gateway drops
+// the mirror and the topic subscription it set up for it, so the same
+// BIND again reaches the target and is refused again, rather than being
+// answered 200 by the gateway as if it were bound.
+func TestRefusedBindLeavesNothingBound(t *testing.T) {
+	a, b := gatewayPair(t)
+	rules, err := ParseAccessRules([]byte(`{"rules": [{"action": "deny", "peers": ["*"], "method": "*", "resource": ["admin", "..."]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Node.SetAccessRules(rules)
+	c, err := Dial(t.Context(), a.Gateways[0].Addr().String(), ClientConfig{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	refused := ep("POST", "admin", "news")
+	for i := range 2 {
+		d := dispatch.NewSubscription(dispatch.BIND, refused)
+		d.Host = []dispatch.Host{hostOf(b)}
+		as := collectAll(t, must(c.Request(t.Context(), d)))
+		if len(as) != 1 || answerCode(t, as[0]) != 403 {
+			t.Fatalf("BIND %d: answers %v, want one 403", i+1, as)
+		}
+	}
+	for _, s := range a.Node.Subscriptions() {
+		if len(s.Resource) > 0 && s.Resource[0] == "admin" {
+			t.Errorf("the gateway still holds %s %v for %s", s.Method, s.Resource, s.Owner)
+		}
+	}
+	g := a.Node.gossip
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if topic := Topic(b.Host.ID(), refused); g.subs[topic] != nil {
+		t.Errorf("the gateway is still subscribed to %s", topic)
+	}
+	if len(g.binds) != 0 {
+		t.Errorf("the gateway still records %d bindings", len(g.binds))
+	}
+}

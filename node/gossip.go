@@ -133,8 +133,15 @@ func (g *gossip) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, 
 		if !first {
 			return g.answerHere(ctx, d, rt, l)
 		}
+		unbind := func() { g.unbind(key) }
+		if l != nil {
+			// The caller runs it if the send fails, as the answer
+			// does if the target refuses.
+			l.onRefusal(unbind)
+			unbind = func() {}
+		}
 		if err := g.n.sendOn(ctx, next, d, false); err != nil {
-			g.unbind(key)
+			unbind()
 			return err
 		}
 		return nil

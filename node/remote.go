@@ -200,6 +200,11 @@ func (n *Node) forwardSubscription(ctx context.Context, d *dispatch.Dispatch, rt
 		n.abandonLedger(l)
 		return err
 	}
+	if l != nil && d.Method == dispatch.BIND {
+		// Taken back if the BIND fails, now or when its answer comes.
+		l.onRefusal(undo)
+		undo = l.refused
+	}
 	if next.kind == mesh.PeerLink && n.gossip != nil {
 		err = n.gossip.forward(ctx, d, rt, next, l)
 	} else {

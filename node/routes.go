@@ -60,6 +60,31 @@ type ledger struct {
 	sent time.Time
 	// method is the passed-on dispatch's (observe.go), methodNone for a subscriber's copy.
 	method uint8
+	// undo, for a BIND passed on, takes back what this engine set up for
+	// it (the origin's mirror, the topic subscription) if the BIND is not
+	// accepted: refused, unanswered at the deadline, or its link gone.
+	// Otherwise the origin, told it is not bound, would still get events,
+	// and its next BIND would be answered here instead of reaching the
+	// target.
+	undo []func()
+}
+
+// onRefusal registers f to run if the transaction does not succeed.
+func (l *ledger) onRefusal(f func()) {
+	l.mu.Lock()
+	l.undo = append(l.undo, f)
+	l.mu.Unlock()
+}
+
+// refused runs what onRefusal registered, once.
+func (l *ledger) refused() {
+	l.mu.Lock()
+	fs := l.undo
+	l.undo = nil
+	l.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 // track counts a transaction passed on to next until it is settled.
