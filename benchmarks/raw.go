@@ -65,23 +65,14 @@ func runRawB(ctx context.Context) error {
 		echoLines(s, false)
 		s.Close()
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := serveTCP(func(c net.Conn) {
+		echoLines(c, true)
+		c.Close()
+	})
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				echoLines(c, true)
-				c.Close()
-			}()
-		}
-	}()
 	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
 	if err != nil || len(addrs) == 0 {
 		return fmt.Errorf("no address to announce: %v", err)
@@ -219,31 +210,40 @@ func (e *echoClient) pipelineOp(_ context.Context, c command) (reply, error) {
 // on the path. On two cores that process costs more than its copying:
 // every request wakes one more process, twice.
 func runRawRelay(ctx context.Context, rf roleFlags) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := serveTCP(func(c net.Conn) {
+		defer c.Close()
+		up, err := net.Dial("tcp", rf.tcp)
+		if err != nil {
+			return
+		}
+		go func() {
+			io.Copy(up, c)
+			up.Close()
+		}()
+		io.Copy(c, up)
+	})
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
+	return serveCommands(ctx, ready{TCP: ln.Addr().String()}, nil)
+}
+
+// serveTCP listens on a free loopback port and serves each connection on
+// a goroutine of its own, until the listener is closed.
+func serveTCP(serve func(net.Conn)) (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", rf.tcp)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go func() {
-				io.Copy(up, c)
-				up.Close()
-			}()
-			go func() {
-				io.Copy(c, up)
-				c.Close()
-			}()
+			go serve(c)
 		}
 	}()
-	return serveCommands(ctx, ready{TCP: ln.Addr().String()}, nil)
+	return ln, nil
 }
