@@ -78,10 +78,29 @@ func (n *Node) Decoder() dispatch.Decoder { return n.cfg.decoder }
 
 // IsLocal reports whether a host element names this engine.
 func (n *Node) IsLocal(h dispatch.Host) bool {
-	if !h.IsTuple() && n.cfg.localNames[strings.ToLower(h.Name)] {
-		return true
+	if !h.IsTuple() {
+		// Lowered into a buffer on the stack: a peer id has capitals,
+		// and strings.ToLower would allocate on every dispatch.
+		var buf [64]byte
+		if n.cfg.localNames[string(appendLower(buf[:0], h.Name))] {
+			return true
+		}
 	}
 	return n.cfg.isLocal != nil && n.cfg.isLocal(h)
+}
+
+// appendLower appends s with ASCII letters lowered, as host names compare
+// (non-ASCII bytes are kept: strings.ToLower's Unicode folding is not
+// what names use).
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // trimLocal drops the leading host elements that name this engine.

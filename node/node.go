@@ -140,7 +140,7 @@ func New(opts ...Option) (*Node, error) {
 	if cfg.key != nil && cfg.key.Type() != crypto.Ed25519 {
 		return nil, fmt.Errorf("node: dispatches are signed with Ed25519 identity keys; this one is %s", cfg.key.Type())
 	}
-	cfg.localNames[strings.ToLower(cfg.id)] = true
+	cfg.localNames[string(appendLower(nil, cfg.id))] = true
 	ctx, cancel := context.WithCancel(context.Background())
 	log := cfg.logger.With("component", "node")
 	n := &Node{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -136,7 +135,7 @@ func WithDecoder(d dispatch.Decoder) Option { return func(c *config) { c.decoder
 func WithLocalNames(names ...string) Option {
 	return func(c *config) {
 		for _, n := range names {
-			c.localNames[strings.ToLower(n)] = true
+			c.localNames[string(appendLower(nil, n))] = true
 		}
 	}
 }
