@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -219,29 +218,14 @@ func autoscaleReport(r *run, start, end time.Time, base float64, events []scaleE
 	res.Tables = append(res.Tables, ev)
 
 	// Timeline: p99 per bin and offered load.
-	bin := total / 60
-	n := int(total/bin) + 1
-	lat := make([][]float64, n)
-	rate := make([]float64, n)
-	for _, rec := range recs {
-		i := int(rec.Sent.Sub(start) / bin)
-		if i < 0 || i >= n {
-			continue
-		}
-		rate[i]++
-		if rec.Code == 200 {
-			lat[i] = append(lat[i], ms(rec.Latency))
-		}
+	tl := binRecords(recs, start, total, total/60)
+	rate := make([]float64, len(tl.xs))
+	for i := range rate {
+		// Offered load counts every request sent, answered or not.
+		rate[i] = (tl.ok[i] + tl.bad[i]) / base
 	}
-	xs, p99 := make([]float64, n), make([]float64, n)
-	for i := range xs {
-		xs[i] = (time.Duration(i) * bin).Seconds()
-		slices.Sort(lat[i])
-		p99[i] = Quantile(lat[i], 0.99)
-		rate[i] /= bin.Seconds() * base
-	}
-	latFig := Figure{File: "latency.svg", Title: "p99 latency as load rises (dashed: replicas started)", Kind: "line", XLabel: "time (s)", YLabel: "p99 (ms)", LogY: true, Series: []Series{{Name: "p99", X: xs, Y: p99}}}
-	loadFig := Figure{File: "load.svg", Title: "Offered load, in units of the first replicas' capacity", Kind: "line", XLabel: "time (s)", YLabel: "load", Series: []Series{{Name: "offered load", X: xs, Y: rate}}, HLines: []HLine{{Label: "first replicas' capacity", Y: 1}}}
+	latFig := Figure{File: "latency.svg", Title: "p99 latency as load rises (dashed: replicas started)", Kind: "line", XLabel: "time (s)", YLabel: "p99 (ms)", LogY: true, Series: []Series{{Name: "p99", X: tl.xs, Y: tl.p99}}}
+	loadFig := Figure{File: "load.svg", Title: "Offered load, in units of the first replicas' capacity", Kind: "line", XLabel: "time (s)", YLabel: "load", Series: []Series{{Name: "offered load", X: tl.xs, Y: rate}}, HLines: []HLine{{Label: "first replicas' capacity", Y: 1}}}
 	for _, e := range events {
 		if e.Started >= 0 {
 			latFig.VLines = append(latFig.VLines, VLine{Label: "+1", X: e.At.Seconds()})

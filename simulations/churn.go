@@ -232,37 +232,11 @@ func churnReport(r *run, start time.Time, total time.Duration, events []churnEve
 		res.Tables = append(res.Tables, t)
 	}
 
-	// Timeline.
-	bin := total / 70
-	n := int(total/bin) + 1
-	ok := make([]float64, n)
-	bad := make([]float64, n)
-	p99 := make([]float64, n)
-	lat := make([][]float64, n)
-	for _, rec := range recs {
-		i := int(rec.Sent.Sub(start) / bin)
-		if i < 0 || i >= n {
-			continue
-		}
-		if rec.Code == 200 {
-			ok[i]++
-			lat[i] = append(lat[i], ms(rec.Latency))
-		} else {
-			bad[i]++
-		}
-	}
-	xs := make([]float64, n)
-	for i := range xs {
-		xs[i] = (time.Duration(i) * bin).Seconds()
-		slices.Sort(lat[i])
-		p99[i] = Quantile(lat[i], 0.99)
-		ok[i] /= bin.Seconds()
-		bad[i] /= bin.Seconds()
-	}
+	tl := binRecords(recs, start, total, total/70)
 	fig := Figure{File: "timeline.svg", Title: "Requests per second by outcome (dashed: events)", Kind: "line", XLabel: "time (s)", YLabel: "requests/s",
-		Series: []Series{{Name: "answered", X: xs, Y: ok}, {Name: "not answered", X: xs, Y: bad}}}
+		Series: []Series{{Name: "answered", X: tl.xs, Y: tl.ok}, {Name: "not answered", X: tl.xs, Y: tl.bad}}}
 	latFig := Figure{File: "latency.svg", Title: "p99 latency over time", Kind: "line", XLabel: "time (s)", YLabel: "p99 (ms)", LogY: true,
-		Series: []Series{{Name: "p99", X: xs, Y: p99}}}
+		Series: []Series{{Name: "p99", X: tl.xs, Y: tl.p99}}}
 	for _, ev := range events {
 		fig.VLines = append(fig.VLines, VLine{Label: ev.Kind, X: ev.At.Seconds()})
 		latFig.VLines = append(latFig.VLines, VLine{Label: ev.Kind, X: ev.At.Seconds()})

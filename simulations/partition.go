@@ -245,28 +245,9 @@ func partitionReport(r *run, results []splitResult, recs []Record, start time.Ti
 		}
 	}
 	total := end.Sub(start)
-	bin := max(total/100, time.Millisecond)
-	n := int(total/bin) + 1
-	ok, bad := make([]float64, n), make([]float64, n)
-	for _, rec := range recs {
-		i := int(rec.Sent.Sub(start) / bin)
-		if i < 0 || i >= n {
-			continue
-		}
-		if rec.Code == 200 {
-			ok[i]++
-		} else {
-			bad[i]++
-		}
-	}
-	xs := make([]float64, n)
-	for i := range xs {
-		xs[i] = (time.Duration(i) * bin).Seconds()
-		ok[i] /= bin.Seconds()
-		bad[i] /= bin.Seconds()
-	}
+	tl := binRecords(recs, start, total, max(total/100, time.Millisecond))
 	fig := Figure{File: "timeline.svg", Title: "Requests per second by outcome", Kind: "line", XLabel: "time (s)", YLabel: "requests/s",
-		Series: []Series{{Name: "answered", X: xs, Y: ok}, {Name: "not answered", X: xs, Y: bad}}}
+		Series: []Series{{Name: "answered", X: tl.xs, Y: tl.ok}, {Name: "not answered", X: tl.xs, Y: tl.bad}}}
 	for _, m := range marks {
 		fig.VLines = append(fig.VLines, VLine{Label: "split", X: m.split.Sub(start).Seconds()}, VLine{Label: "heal", X: m.heal.Sub(start).Seconds()})
 	}

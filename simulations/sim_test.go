@@ -93,7 +93,9 @@ func checkFiles(t *testing.T, dir string, res *Result) {
 // synctest fails a test whose goroutines outlive it, and a few of
 // gossipsub's (announcement retries) sleep up to a second without
 // watching for the end of the router. Virtual time passes in steps until
-// only the test's goroutines are left.
+// only the test's goroutines are left: inside the synctest bubble the
+// Sleep below waits for nothing real, it moves the fake clock to the next
+// timer, and the loop gives up after 60 s of fake time.
 func settle(base int) {
 	for range 600 {
 		synctest.Wait()

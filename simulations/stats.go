@@ -129,3 +129,39 @@ func Quantile(sorted []float64, q float64) float64 {
 	i := int(math.Ceil(q*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
+
+// timeline is requests binned by the time they were sent: for each bin
+// its start in seconds from the run's start, the requests sent per second
+// that were answered 200 and the others, and the answered ones' p99
+// latency in milliseconds.
+type timeline struct {
+	xs, ok, bad, p99 []float64
+}
+
+// binRecords bins the records sent from start on into bins of width bin,
+// enough to reach total.
+func binRecords(recs []Record, start time.Time, total, bin time.Duration) timeline {
+	n := int(total/bin) + 1
+	tl := timeline{xs: make([]float64, n), ok: make([]float64, n), bad: make([]float64, n), p99: make([]float64, n)}
+	lat := make([][]float64, n)
+	for _, rec := range recs {
+		i := int(rec.Sent.Sub(start) / bin)
+		if i < 0 || i >= n {
+			continue
+		}
+		if rec.Code == 200 {
+			tl.ok[i]++
+			lat[i] = append(lat[i], ms(rec.Latency))
+		} else {
+			tl.bad[i]++
+		}
+	}
+	for i := range n {
+		tl.xs[i] = (time.Duration(i) * bin).Seconds()
+		slices.Sort(lat[i])
+		tl.p99[i] = Quantile(lat[i], 0.99)
+		tl.ok[i] /= bin.Seconds()
+		tl.bad[i] /= bin.Seconds()
+	}
+	return tl
+}
