@@ -359,18 +359,17 @@ func (q *FrameQueue) Run(ctx context.Context) (err error) {
 			return ctx.Err()
 		}
 		q.mu.Lock()
-		small := len(q.pending) < yieldBelow
-		q.mu.Unlock()
-		if small {
+		if len(q.pending) < yieldBelow {
 			// Let the goroutines that are about to queue frames do
 			// so first, so that one Write carries them all: the
 			// stream's Write only hands bytes to the muxer, so a
 			// pipelined burst would otherwise go out a frame per
 			// write, and per system call. Alone, a frame waits for
 			// nothing (gRPC's HTTP/2 writer yields the same way).
+			q.mu.Unlock()
 			runtime.Gosched()
+			q.mu.Lock()
 		}
-		q.mu.Lock()
 		if q.writing {
 			// SendNow is writing, and drains what is pending before it
 			// lets go; it wakes Run again if Close came meanwhile.
