@@ -197,16 +197,13 @@ func (p *parser) dispatch(d *Dispatch) error {
 			if !s.value() {
 				return nil
 			}
-			if _, dup := d.Extra[key]; dup {
+			if d.Extra.Has(key) {
 				if err == nil {
 					err = dupError(key, p.firstName(obj, key), p.name(name))
 				}
 				continue
 			}
-			if d.Extra == nil {
-				d.Extra = make(map[string]json.RawMessage)
-			}
-			d.Extra[key] = p.rawValue(vstart, s.pos)
+			d.Extra.add(key, p.rawValue(vstart, s.pos))
 			continue
 		}
 		if seen[id].start != 0 {

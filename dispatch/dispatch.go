@@ -60,7 +60,7 @@ func (k Kind) String() string {
 // 97 and 1e400 is not rounded), bool, and in Token also nil. Body is kept as
 // raw JSON so it crosses gateways byte for byte. Headers this package does
 // not know are kept in Extra under their lowercase name, with their raw
-// value, and are encoded again after the known ones.
+// value, and are encoded again after the known ones, sorted by name.
 type Dispatch struct {
 	Protocol  []string
 	Method    string
@@ -71,7 +71,7 @@ type Dispatch struct {
 	Body      json.RawMessage
 	Endpoint  *Endpoint
 	Exception *ExceptionInfo
-	Extra     map[string]json.RawMessage
+	Extra     Headers
 }
 
 // Host is one element of the host chain. The plain string form sets Name
@@ -345,11 +345,6 @@ func (d *Dispatch) Clone() *Dispatch {
 		x := *d.Exception
 		c.Exception = &x
 	}
-	if d.Extra != nil {
-		c.Extra = make(map[string]json.RawMessage, len(d.Extra))
-		for k, v := range d.Extra {
-			c.Extra[k] = v
-		}
-	}
+	// Extra is never changed in place (see Headers): c may share it.
 	return &c
 }

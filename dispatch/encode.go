@@ -3,7 +3,6 @@ package dispatch
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -92,21 +91,14 @@ func (d *Dispatch) AppendJSON(buf []byte) []byte {
 		key("body")
 		buf = appendRaw(buf, d.Body)
 	}
-	if len(d.Extra) > 0 {
-		names := make([]string, 0, len(d.Extra))
-		for k := range d.Extra {
-			names = append(names, k)
+	for _, h := range d.Extra {
+		if !first {
+			buf = append(buf, ',')
 		}
-		slices.Sort(names)
-		for _, k := range names {
-			if !first {
-				buf = append(buf, ',')
-			}
-			first = false
-			buf = appendString(buf, k)
-			buf = append(buf, ':')
-			buf = appendRaw(buf, d.Extra[k])
-		}
+		first = false
+		buf = appendString(buf, h.Name)
+		buf = append(buf, ':')
+		buf = appendRaw(buf, h.Value)
 	}
 	return append(buf, '}')
 }

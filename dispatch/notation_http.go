@@ -438,10 +438,7 @@ func (p *httpParser) header(l string) error {
 		if err != nil {
 			return p.errorf("%s: %s", clip(name), detail(err))
 		}
-		if p.d.Extra == nil {
-			p.d.Extra = make(map[string]json.RawMessage)
-		}
-		p.d.Extra[name] = raw
+		p.d.Extra.add(name, raw) // once checked that name is new
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ package dispatch
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -101,22 +100,15 @@ func (d *Dispatch) AppendHTTP(buf []byte) []byte {
 		buf = appendEndpointValue(buf, d.Endpoint)
 		buf = endLine(buf)
 	}
-	if len(d.Extra) > 0 {
-		names := make([]string, 0, len(d.Extra))
-		for k := range d.Extra {
-			names = append(names, k)
+	for _, h := range d.Extra {
+		if isToken(h.Name) && lower(h.Name) == h.Name {
+			buf = append(buf, h.Name...)
+		} else {
+			buf = appendString(buf, h.Name)
 		}
-		slices.Sort(names)
-		for _, k := range names {
-			if isToken(k) && lower(k) == k {
-				buf = append(buf, k...)
-			} else {
-				buf = appendString(buf, k)
-			}
-			buf = append(buf, ':', ' ')
-			buf = appendHeaderValue(buf, d.Extra[k])
-			buf = endLine(buf)
-		}
+		buf = append(buf, ':', ' ')
+		buf = appendHeaderValue(buf, h.Value)
+		buf = endLine(buf)
 	}
 	if d.Body != nil {
 		buf = append(buf, '\n')

@@ -230,7 +230,7 @@ func TestFormatURLCannotCarry(t *testing.T) {
 	}{
 		{"body", func(d *Dispatch) { d.Body = []byte(`{"a":1}`) }, "a body"},
 		{"token", func(d *Dispatch) { d.Token = []any{"tx"} }, "a token"},
-		{"extra", func(d *Dispatch) { d.Extra = map[string]json.RawMessage{"referer": json.RawMessage(`"x"`)} }, `"referer"`},
+		{"extra", func(d *Dispatch) { d.Extra = Headers{{Name: "referer", Value: json.RawMessage(`"x"`)}} }, `"referer"`},
 		{"extensions", func(d *Dispatch) { d.Protocol = append(d.Protocol, "sig") }, "protocol extensions"},
 		{"exception", func(d *Dispatch) { d.Exception = &ExceptionInfo{Code: 404, Message: "x"} }, "an exception"},
 	} {
@@ -448,7 +448,7 @@ func TestParseNotation(t *testing.T) {
 
 	// Unknown headers are kept whichever notation carries them.
 	d, err := ParseNotation([]byte(`{"protocol":["JSTP","0.4"],"method":"GET","resource":["x"],"timestamp":1,"X-Trace":"abc"}`), notationDecoder)
-	if err != nil || string(d.Extra["x-trace"]) != `"abc"` {
+	if err != nil || string(d.Extra.Value("x-trace")) != `"abc"` {
 		t.Fatalf("JSON unknown header: %v, %s", err, d)
 	}
 

@@ -432,10 +432,9 @@ func FormatURL(d *Dispatch) (string, error) {
 	}
 	if len(d.Extra) > 0 {
 		names := make([]string, 0, len(d.Extra))
-		for k := range d.Extra {
-			names = append(names, strconv.Quote(clip(k)))
+		for _, h := range d.Extra {
+			names = append(names, strconv.Quote(clip(h.Name)))
 		}
-		slices.Sort(names)
 		extra = append(extra, "the header(s) "+strings.Join(names, ", "))
 	}
 	if len(extra) > 0 {

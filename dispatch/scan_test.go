@@ -91,8 +91,8 @@ func TestDecodeCopiesInput(t *testing.T) {
 	for i := range in {
 		in[i] = 'X'
 	}
-	d.Extra["x-a"] = append(d.Extra["x-a"], "garbage"...)
-	d.Extra["x-a"] = d.Extra["x-a"][:3]
+	d.Extra.Set("x-a", append(d.Extra.Value("x-a"), "garbage"...))
+	d.Extra.Set("x-a", d.Extra.Value("x-a")[:3])
 	if got := d.String(); got != before {
 		t.Fatalf("the dispatch changed with its input:\n%s\n%s", before, got)
 	}
@@ -506,10 +506,7 @@ func (d *Dispatch) refFromFields(fields map[string]json.RawMessage, order []stri
 		case "exception":
 			d.Exception, err = refParseException(raw)
 		default:
-			if d.Extra == nil {
-				d.Extra = make(map[string]json.RawMessage)
-			}
-			d.Extra[key] = append(json.RawMessage(nil), raw...)
+			d.Extra.Set(key, append(json.RawMessage(nil), raw...))
 		}
 		if err != nil {
 			fail(err)

@@ -44,7 +44,7 @@ func FuzzSignatureHeader(f *testing.F) {
 	if _, err := Verify(d); err != nil {
 		f.Fatal(err)
 	}
-	f.Add([]byte(d.Extra[SignatureHeader]))
+	f.Add([]byte(d.Extra.Value(SignatureHeader)))
 	f.Add([]byte(`{"alg":"ed25519","author":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA","sig":"AAAA"}`))
 	f.Add([]byte(`{"alg":"ed25519","author":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA","sig":"AAAA","n":"AAAAAAAAAAAAAAAA","to":"menu.test"}`))
 	f.Add([]byte(`{"alg":"ed25519","author":"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N","sig":""}`))
@@ -58,7 +58,7 @@ func FuzzSignatureHeader(f *testing.F) {
 			return // the dispatch decoder never hands over invalid JSON
 		}
 		dd := d.Clone()
-		dd.Extra[SignatureHeader] = raw
+		dd.Extra.Set(SignatureHeader, raw)
 		author, err := Verify(dd)
 		if err == nil {
 			if author != fuzzPeer {
@@ -84,7 +84,7 @@ func FuzzSealedHeader(f *testing.F) {
 	if err := Open(fuzzSealing, fuzzPeer, roundTrip(f, d)); err != nil {
 		f.Fatal(err)
 	}
-	f.Add([]byte(d.Extra[SealedHeader]))
+	f.Add([]byte(d.Extra.Value(SealedHeader)))
 	f.Add([]byte(`{"kem":32,"enc":"AAAA","ct":"AAAA"}`))
 	f.Add([]byte(`{"kem":25722,"enc":"","ct":"AAAA"}`))
 	f.Add([]byte(`{"kem":32,"enc":"AAAA","ct":"AAAA","kem":32}`))
@@ -97,7 +97,7 @@ func FuzzSealedHeader(f *testing.F) {
 			return
 		}
 		dd := d.Clone()
-		dd.Extra[SealedHeader] = raw
+		dd.Extra.Set(SealedHeader, raw)
 		before := dd.String()
 		if err := Open(fuzzSealing, fuzzPeer, dd); err != nil {
 			if !errors.Is(err, ErrBadSeal) || dispatch.Code(err) != 400 {
@@ -177,7 +177,7 @@ func FuzzSealedPlaintext(f *testing.F) {
 		}
 		raw, _ := json.Marshal(SealedHeaderValue{KEM: fuzzSealing.KEM(), Enc: b64(enc), CT: b64(ct)})
 		d := outer.Clone()
-		d.Extra = map[string]json.RawMessage{SealedHeader: raw}
+		d.Extra = dispatch.Headers{{Name: SealedHeader, Value: raw}}
 		if err := Open(fuzzSealing, fuzzPeer, d); err != nil {
 			if !errors.Is(err, ErrBadSeal) || dispatch.Code(err) != 400 {
 				t.Fatalf("open: %v (code %d)", err, dispatch.Code(err))
@@ -187,7 +187,7 @@ func FuzzSealedPlaintext(f *testing.F) {
 		if err := d.Validate(); err != nil {
 			t.Fatalf("opened an invalid dispatch: %v", err)
 		}
-		if d.Timestamp != outer.Timestamp || len(d.Host) != 1 || d.Extra[HopsHeader] != nil || IsSealed(d) {
+		if d.Timestamp != outer.Timestamp || len(d.Host) != 1 || d.Extra.Has(HopsHeader) || IsSealed(d) {
 			t.Fatalf("opened = %s", d)
 		}
 	})

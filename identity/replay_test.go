@@ -55,7 +55,7 @@ func TestReplayRejected(t *testing.T) {
 	// headers and re-serialised it.
 	again := roundTrip(t, d)
 	again.Host = []dispatch.Host{{Name: "elsewhere"}}
-	again.Extra[HopsHeader] = json.RawMessage("2")
+	again.Extra.Set(HopsHeader, json.RawMessage("2"))
 	if _, err := Verify(again); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package identity
 import (
 	"crypto/hpke"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -86,10 +85,10 @@ type SealedHeaderValue struct {
 // IsSealed reports whether d carries a "sealed" or a "sealed-session"
 // header.
 func IsSealed(d *dispatch.Dispatch) bool {
-	if _, ok := d.Extra[SealedHeader]; ok {
+	if d.Extra.Has(SealedHeader) {
 		return true
 	}
-	_, ok := d.Extra[SessionHeader]
+	ok := d.Extra.Has(SessionHeader)
 	return ok
 }
 
@@ -175,17 +174,18 @@ func plaintext(d *dispatch.Dispatch) ([]byte, error) {
 	}
 	inner := *d
 	inner.Host = nil
-	inner.Extra = withoutHeaders(d.Extra, HopsHeader, ViaHeader)
+	inner.Extra.Delete(HopsHeader)
+	inner.Extra.Delete(ViaHeader)
 	return inner.AppendJSON(make([]byte, 0, 512)), nil
 }
 
 // toReadable turns d, sealed, into what gateways see: the sealed method
 // and resource, the routing headers, and the sealed part under name.
 func toReadable(d *dispatch.Dispatch, name string, sealed []byte) {
-	extra := map[string]json.RawMessage{name: sealed}
+	extra := dispatch.Headers{{Name: name, Value: sealed}}
 	for _, h := range []string{HopsHeader, ViaHeader} {
-		if v, ok := d.Extra[h]; ok {
-			extra[h] = v
+		if v, ok := d.Extra.Get(h); ok {
+			extra.Set(h, v)
 		}
 	}
 	d.Method = SealedMethod
@@ -205,7 +205,7 @@ func toReadable(d *dispatch.Dispatch, name string, sealed []byte) {
 // moved to another dispatch), or a plaintext that is not a valid
 // dispatch. On error d is unchanged.
 func Open(sk *SealingKey, self peer.ID, d *dispatch.Dispatch) error {
-	raw, ok := d.Extra[SealedHeader]
+	raw, ok := d.Extra.Get(SealedHeader)
 	if !ok {
 		return fmt.Errorf("%w: no %q header", ErrBadSeal, SealedHeader)
 	}
@@ -252,7 +252,7 @@ func restore(d *dispatch.Dispatch, plain []byte) error {
 		return fmt.Errorf("%w: sealed dispatch has a host chain", ErrBadSeal)
 	case IsSealed(inner):
 		return fmt.Errorf("%w: sealed dispatch is sealed again", ErrBadSeal)
-	case inner.Extra[HopsHeader] != nil || inner.Extra[ViaHeader] != nil:
+	case inner.Extra.Has(HopsHeader) || inner.Extra.Has(ViaHeader):
 		return fmt.Errorf("%w: sealed dispatch has routing headers", ErrBadSeal)
 	case !slices.Equal(inner.Protocol, d.Protocol) || inner.Timestamp != d.Timestamp:
 		// The AAD already binds these; this guards against a sender
@@ -261,11 +261,8 @@ func restore(d *dispatch.Dispatch, plain []byte) error {
 	}
 	inner.Host = d.Host
 	for _, name := range []string{HopsHeader, ViaHeader} {
-		if v, ok := d.Extra[name]; ok {
-			if inner.Extra == nil {
-				inner.Extra = make(map[string]json.RawMessage, 2)
-			}
-			inner.Extra[name] = v
+		if v, ok := d.Extra.Get(name); ok {
+			inner.Extra.Set(name, v)
 		}
 	}
 	*d = *inner

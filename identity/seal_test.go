@@ -52,7 +52,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 			bob := newRecipient(t, k.id)
 			aliceKey, alice := newIdentity(t)
 			orig := sample(t)
-			orig.Extra = map[string]json.RawMessage{"x-app": json.RawMessage(`[1,2]`), HopsHeader: json.RawMessage("1")}
+			orig.Extra = dispatch.Headers{{Name: HopsHeader, Value: json.RawMessage("1")}, {Name: "x-app", Value: json.RawMessage(`[1,2]`)}}
 			if err := Sign(aliceKey, orig); err != nil {
 				t.Fatal(err)
 			}
@@ -71,8 +71,8 @@ func TestSealOpenRoundTrip(t *testing.T) {
 			// Gateways route it: the host chain shrinks, hops grows, a via
 			// label appears.
 			d.Host = nil
-			d.Extra[HopsHeader] = json.RawMessage("2")
-			d.Extra[ViaHeader] = json.RawMessage(`"gw"`)
+			d.Extra.Set(HopsHeader, json.RawMessage("2"))
+			d.Extra.Set(ViaHeader, json.RawMessage(`"gw"`))
 			d = roundTrip(t, d)
 
 			if err := Open(bob.sk, bob.id, d); err != nil {
@@ -83,7 +83,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 			}
 			if d.Method != want.Method || !slices.Equal(d.ResourceText(), want.ResourceText()) ||
 				!slices.Equal(d.Token, want.Token) || !bytes.Equal(d.Body, want.Body) ||
-				string(d.Extra["x-app"]) != "[1,2]" || string(d.Extra[HopsHeader]) != "2" || string(d.Extra[ViaHeader]) != `"gw"` ||
+				string(d.Extra.Value("x-app")) != "[1,2]" || string(d.Extra.Value(HopsHeader)) != "2" || string(d.Extra.Value(ViaHeader)) != `"gw"` ||
 				d.Host != nil || IsSealed(d) {
 				t.Fatalf("opened = %s\nwant    %s", d, want)
 			}
@@ -141,7 +141,7 @@ func TestOpenRewrapped(t *testing.T) {
 			// The sealed payload moved into another dispatch.
 			other := dispatch.New(dispatch.POST, "jstp-peer", "sealed")
 			other.Protocol, other.Timestamp = d.Protocol, d.Timestamp
-			other.Extra = map[string]json.RawMessage{SealedHeader: d.Extra[SealedHeader]}
+			other.Extra = dispatch.Headers{{Name: SealedHeader, Value: d.Extra.Value(SealedHeader)}}
 			change(other)
 			before := other.String()
 			if err := Open(bob.sk, bob.id, other); !errors.Is(err, ErrBadSeal) {
@@ -158,7 +158,7 @@ func TestOpenTampered(t *testing.T) {
 	bob := newRecipient(t, KEMX25519)
 	d := sealed(t, bob, sample(t))
 	var h SealedHeaderValue
-	if err := json.Unmarshal(d.Extra[SealedHeader], &h); err != nil {
+	if err := json.Unmarshal(d.Extra.Value(SealedHeader), &h); err != nil {
 		t.Fatal(err)
 	}
 	flip := func(s string, i int) string {
@@ -182,7 +182,7 @@ func TestOpenTampered(t *testing.T) {
 	for name, raw := range cases {
 		t.Run(name, func(t *testing.T) {
 			o := d.Clone()
-			o.Extra[SealedHeader] = raw
+			o.Extra.Set(SealedHeader, raw)
 			before := o.String()
 			err := Open(bob.sk, bob.id, o)
 			if !errors.Is(err, ErrBadSeal) || dispatch.Code(err) != 400 {
@@ -213,15 +213,15 @@ func TestOpenDropsInjectedHeaders(t *testing.T) {
 	if err := Sign(mallory, decoy); err != nil {
 		t.Fatal(err)
 	}
-	d.Extra["x-injected"] = json.RawMessage(`true`)
-	d.Extra[SignatureHeader] = decoy.Extra[SignatureHeader]
+	d.Extra.Set("x-injected", json.RawMessage(`true`))
+	d.Extra.Set(SignatureHeader, decoy.Extra.Value(SignatureHeader))
 	if err := Open(bob.sk, bob.id, d); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := d.Extra["x-injected"]; ok {
+	if d.Extra.Has("x-injected") {
 		t.Fatal("Open kept a header added outside the seal")
 	}
-	if !bytes.Equal(d.Extra[SignatureHeader], orig.Extra[SignatureHeader]) {
+	if !bytes.Equal(d.Extra.Value(SignatureHeader), orig.Extra.Value(SignatureHeader)) {
 		t.Fatal("signature header is not the sealed one")
 	}
 }

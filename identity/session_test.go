@@ -24,7 +24,7 @@ func sessionPair(t testing.TB) (emitter, recipient *Session) {
 }
 
 func openIn(s *Session, dir Direction, d *dispatch.Dispatch) error {
-	h, err := ParseSessionHeader(d.Extra[SessionHeader])
+	h, err := ParseSessionHeader(d.Extra.Value(SessionHeader))
 	if err != nil {
 		return err
 	}
@@ -81,11 +81,12 @@ func TestSessionRefusals(t *testing.T) {
 		"altered": func() (*Session, Direction, *dispatch.Dispatch) {
 			d := sealed()
 			var h SessionHeaderValue
-			json.Unmarshal(d.Extra[SessionHeader], &h)
+			json.Unmarshal(d.Extra.Value(SessionHeader), &h)
 			ct, _ := base64.RawURLEncoding.DecodeString(h.CT)
 			ct[0] ^= 1
 			h.CT = base64.RawURLEncoding.EncodeToString(ct)
-			d.Extra[SessionHeader], _ = json.Marshal(h)
+			raw, _ := json.Marshal(h)
+			d.Extra.Set(SessionHeader, raw)
 			return rc, ToRecipient, d
 		},
 		"moved": func() (*Session, Direction, *dispatch.Dispatch) {
@@ -121,7 +122,7 @@ func FuzzSessionHeader(f *testing.F) {
 	if err := SealSession(em, ToRecipient, d); err != nil {
 		f.Fatal(err)
 	}
-	f.Add([]byte(d.Extra[SessionHeader]))
+	f.Add([]byte(d.Extra.Value(SessionHeader)))
 	f.Add([]byte(`{"sid":"AAAAAAAAAAAAAAAAAAAAAA","n":"AAAA","ct":"AAAA"}`))
 	f.Add([]byte(`{"sid":"","n":"","ct":""}`))
 	f.Add([]byte(`{"sid":1}`))
@@ -134,7 +135,7 @@ func FuzzSessionHeader(f *testing.F) {
 			return
 		}
 		dd := d.Clone()
-		dd.Extra[SessionHeader] = raw
+		dd.Extra.Set(SessionHeader, raw)
 		before := dd.String()
 		if err := OpenSession(rc, ToRecipient, h, dd); err != nil {
 			if !errors.Is(err, ErrBadSeal) || dispatch.Code(err) != 400 {
@@ -159,7 +160,7 @@ func TestSessionHeaderForms(t *testing.T) {
 	if err := SealSession(em, ToRecipient, d); err != nil {
 		t.Fatal(err)
 	}
-	raw := d.Extra[SessionHeader]
+	raw := d.Extra.Value(SessionHeader)
 	fast, ok := parseSessionCompact(raw)
 	if !ok {
 		t.Fatalf("the compact reader refused %s", raw)

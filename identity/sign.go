@@ -152,10 +152,7 @@ func SignFor(key crypto.PrivKey, d *dispatch.Dispatch, to string) error {
 	if err != nil {
 		return fmt.Errorf("identity: sign: %w", err)
 	}
-	if d.Extra == nil {
-		d.Extra = make(map[string]json.RawMessage, 1)
-	}
-	d.Extra[SignatureHeader] = raw
+	d.Extra.Set(SignatureHeader, raw)
 	return nil
 }
 
@@ -198,7 +195,7 @@ func verify(d *dispatch.Dispatch) (*SignatureHeaderValue, peer.ID, error) {
 // Recipient returns the recipient d's signature names (SignFor), "" for
 // none. It parses the header without verifying it: call it after Verify.
 func Recipient(d *dispatch.Dispatch) string {
-	raw, ok := d.Extra[SignatureHeader]
+	raw, ok := d.Extra.Get(SignatureHeader)
 	if !ok {
 		return ""
 	}
@@ -219,12 +216,12 @@ func VerifyAndTrim(d *dispatch.Dispatch) (author peer.ID, to string, err error) 
 	if err != nil {
 		return "", "", err
 	}
-	for k := range d.Extra {
-		if routingOrSignature(k) {
+	for _, x := range d.Extra { // Delete stores a new slice: this one stays whole
+		if routingOrSignature(x.Name) {
 			continue
 		}
-		if _, ok := slices.BinarySearch(h.Headers, k); !ok {
-			delete(d.Extra, k)
+		if _, ok := slices.BinarySearch(h.Headers, x.Name); !ok {
+			d.Extra.Delete(x.Name)
 		}
 	}
 	return author, h.To, nil
@@ -233,7 +230,7 @@ func VerifyAndTrim(d *dispatch.Dispatch) (author peer.ID, to string, err error) 
 // signatureParts parses d's signature header, and in it the author and
 // the signature.
 func signatureParts(d *dispatch.Dispatch) (*SignatureHeaderValue, peer.ID, []byte, error) {
-	raw, ok := d.Extra[SignatureHeader]
+	raw, ok := d.Extra.Get(SignatureHeader)
 	if !ok {
 		return nil, "", nil, ErrUnsigned
 	}
@@ -301,13 +298,14 @@ func signedMessage(d *dispatch.Dispatch, nonce, to string, hdrs []string) ([]byt
 	s.Token = nil
 	s.Extra = nil
 	if len(hdrs) > 0 {
-		s.Extra = make(map[string]json.RawMessage, len(hdrs))
+		// hdrs are sorted and unique (coverable, or checked when parsed).
+		s.Extra = make(dispatch.Headers, 0, len(hdrs))
 		for _, name := range hdrs {
-			v, ok := d.Extra[name]
+			v, ok := d.Extra.Get(name)
 			if !ok {
 				return nil, fmt.Errorf("signed header %q is missing", clip(name))
 			}
-			s.Extra[name] = v
+			s.Extra = append(s.Extra, dispatch.Header{Name: name, Value: v})
 		}
 	}
 	canon, err := s.Canonical()
@@ -325,14 +323,13 @@ func signedMessage(d *dispatch.Dispatch, nonce, to string, hdrs []string) ([]byt
 
 // coverable lists, sorted, the extension headers a signature covers: all
 // but the routing headers and the signature itself.
-func coverable(extra map[string]json.RawMessage) []string {
+func coverable(extra dispatch.Headers) []string {
 	var out []string
-	for k := range extra {
-		if !routingOrSignature(k) {
-			out = append(out, k)
+	for _, h := range extra { // sorted already
+		if !routingOrSignature(h.Name) {
+			out = append(out, h.Name)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -342,32 +339,6 @@ func routingOrSignature(name string) bool {
 		return true
 	}
 	return false
-}
-
-// withoutHeaders returns extra without the named headers, sharing extra
-// when none of them is there.
-func withoutHeaders(extra map[string]json.RawMessage, names ...string) map[string]json.RawMessage {
-	found := false
-	for _, n := range names {
-		if _, ok := extra[n]; ok {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return extra
-	}
-	out := make(map[string]json.RawMessage, len(extra))
-outer:
-	for k, v := range extra {
-		for _, n := range names {
-			if k == n {
-				continue outer
-			}
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // clip shortens untrusted text quoted in an error.

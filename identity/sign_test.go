@@ -31,7 +31,7 @@ func TestSignVerify(t *testing.T) {
 		t.Fatalf("author = %s, want %s", got, id)
 	}
 	var h SignatureHeaderValue
-	if err := json.Unmarshal(d.Extra[SignatureHeader], &h); err != nil {
+	if err := json.Unmarshal(d.Extra.Value(SignatureHeader), &h); err != nil {
 		t.Fatal(err)
 	}
 	if h.Alg != "ed25519" || h.Author != id.String() || len(h.Sig) != 86 {
@@ -92,8 +92,8 @@ func TestVerifyAfterReserialisation(t *testing.T) {
 	}
 	// Gateways rewrite the routing headers.
 	d2.Host = []dispatch.Host{{Name: "other.example"}, {Name: "localhost", Port: 33333, Transport: "tcp"}}
-	d2.Extra[HopsHeader] = json.RawMessage("3")
-	d2.Extra[ViaHeader] = json.RawMessage(`"gw-1"`)
+	d2.Extra.Set(HopsHeader, json.RawMessage("3"))
+	d2.Extra.Set(ViaHeader, json.RawMessage(`"gw-1"`))
 	got, err := Verify(d2)
 	if err != nil {
 		t.Fatalf("verify after re-serialisation: %v\n%s", err, re)
@@ -114,37 +114,38 @@ func TestVerifyRejectsTampering(t *testing.T) {
 		"protocol":  func(d *dispatch.Dispatch) { d.Protocol = []string{"JSTP", "0.5"} },
 		"signed header removed": func(d *dispatch.Dispatch) {
 			ensureExtra(d)
-			d.Extra["note"] = json.RawMessage(`"x"`)
+			d.Extra.Set("note", json.RawMessage(`"x"`))
 			if err := Sign(key, d); err != nil {
 				t.Fatal(err)
 			}
-			delete(d.Extra, "note")
+			d.Extra.Delete("note")
 		},
 		"signed header changed": func(d *dispatch.Dispatch) {
 			ensureExtra(d)
-			d.Extra["note"] = json.RawMessage(`"x"`)
+			d.Extra.Set("note", json.RawMessage(`"x"`))
 			if err := Sign(key, d); err != nil {
 				t.Fatal(err)
 			}
-			d.Extra["note"] = json.RawMessage(`"y"`)
+			d.Extra.Set("note", json.RawMessage(`"y"`))
 		},
 		"hdrs shortened": func(d *dispatch.Dispatch) {
 			ensureExtra(d)
-			d.Extra["note"] = json.RawMessage(`"x"`)
+			d.Extra.Set("note", json.RawMessage(`"x"`))
 			if err := Sign(key, d); err != nil {
 				t.Fatal(err)
 			}
 			var h SignatureHeaderValue
-			_ = json.Unmarshal(d.Extra[SignatureHeader], &h)
+			_ = json.Unmarshal(d.Extra.Value(SignatureHeader), &h)
 			h.Headers = nil
-			d.Extra[SignatureHeader], _ = json.Marshal(h)
+			raw, _ := json.Marshal(h)
+			d.Extra.Set(SignatureHeader, raw)
 		},
 		"author swapped": func(d *dispatch.Dispatch) {
 			setSigField(t, d, "author", otherID.String())
 		},
 		"sig flipped": func(d *dispatch.Dispatch) {
 			var h SignatureHeaderValue
-			_ = json.Unmarshal(d.Extra[SignatureHeader], &h)
+			_ = json.Unmarshal(d.Extra.Value(SignatureHeader), &h)
 			sig, _ := base64.RawURLEncoding.DecodeString(h.Sig)
 			sig[10] ^= 1
 			setSigField(t, d, "sig", base64.RawURLEncoding.EncodeToString(sig))
@@ -152,7 +153,7 @@ func TestVerifyRejectsTampering(t *testing.T) {
 		"forged by another key": func(d *dispatch.Dispatch) {
 			// Signed by someone else, claiming the original author.
 			var h SignatureHeaderValue
-			_ = json.Unmarshal(d.Extra[SignatureHeader], &h)
+			_ = json.Unmarshal(d.Extra.Value(SignatureHeader), &h)
 			if err := Sign(otherKey, d); err != nil {
 				t.Fatal(err)
 			}
@@ -160,12 +161,12 @@ func TestVerifyRejectsTampering(t *testing.T) {
 		},
 		"alg": func(d *dispatch.Dispatch) { setSigField(t, d, "alg", "rsa") },
 		"unknown member": func(d *dispatch.Dispatch) {
-			d.Extra[SignatureHeader] = append(d.Extra[SignatureHeader][:len(d.Extra[SignatureHeader])-1:len(d.Extra[SignatureHeader])-1], `,"x":1}`...)
+			d.Extra.Set(SignatureHeader, append(d.Extra.Value(SignatureHeader)[:len(d.Extra.Value(SignatureHeader))-1:len(d.Extra.Value(SignatureHeader))-1], `,"x":1}`...))
 		},
-		"not an object": func(d *dispatch.Dispatch) { d.Extra[SignatureHeader] = json.RawMessage(`"sig"`) },
+		"not an object": func(d *dispatch.Dispatch) { d.Extra.Set(SignatureHeader, json.RawMessage(`"sig"`)) },
 		"padded sig": func(d *dispatch.Dispatch) {
 			var h SignatureHeaderValue
-			_ = json.Unmarshal(d.Extra[SignatureHeader], &h)
+			_ = json.Unmarshal(d.Extra.Value(SignatureHeader), &h)
 			setSigField(t, d, "sig", h.Sig+"==")
 		},
 	}
@@ -191,7 +192,7 @@ func TestVerifyRejectsTampering(t *testing.T) {
 func setSigField(t *testing.T, d *dispatch.Dispatch, name, value string) {
 	t.Helper()
 	var m map[string]string
-	if err := json.Unmarshal(d.Extra[SignatureHeader], &m); err != nil {
+	if err := json.Unmarshal(d.Extra.Value(SignatureHeader), &m); err != nil {
 		t.Fatal(err)
 	}
 	m[name] = value
@@ -199,7 +200,7 @@ func setSigField(t *testing.T, d *dispatch.Dispatch, name, value string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Extra[SignatureHeader] = raw
+	d.Extra.Set(SignatureHeader, raw)
 }
 
 func TestVerifyUnsigned(t *testing.T) {
@@ -228,8 +229,8 @@ func TestVerifyRefusesAuthorsWithoutEmbeddedKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := sample(t)
-			d.Extra = map[string]json.RawMessage{SignatureHeader: json.RawMessage(
-				`{"alg":"ed25519","author":"` + id.String() + `","sig":"` + base64.RawURLEncoding.EncodeToString(make([]byte, 64)) + `"}`)}
+			d.Extra = dispatch.Headers{{Name: SignatureHeader, Value: json.RawMessage(
+				`{"alg":"ed25519","author":"` + id.String() + `","sig":"` + base64.RawURLEncoding.EncodeToString(make([]byte, 64)) + `"}`)}}
 			if _, err := Verify(d); !errors.Is(err, ErrBadSignature) {
 				t.Fatalf("err = %v, want ErrBadSignature", err)
 			}
@@ -258,14 +259,14 @@ func TestSignReplacesSignature(t *testing.T) {
 func TestSignCoversUnknownHeadersAndExceptions(t *testing.T) {
 	key, id := newIdentity(t)
 	d := dispatch.NewException(dispatch.Errorf(dispatch.ErrNotFound, "nothing here"), sample(t))
-	d.Extra = map[string]json.RawMessage{"x-app": json.RawMessage(`{"b":1,"a":2}`)}
+	d.Extra = dispatch.Headers{{Name: "x-app", Value: json.RawMessage(`{"b":1,"a":2}`)}}
 	if err := Sign(key, d); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := Verify(roundTrip(t, d)); err != nil || got != id {
 		t.Fatalf("Verify = %s, %v", got, err)
 	}
-	d.Extra["x-app"] = json.RawMessage(`{"b":1,"a":3}`)
+	d.Extra.Set("x-app", json.RawMessage(`{"b":1,"a":3}`))
 	if _, err := Verify(d); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("changed unknown header: err = %v", err)
 	}
@@ -277,31 +278,25 @@ func TestSignCoversUnknownHeadersAndExceptions(t *testing.T) {
 func TestSignatureSurvivesRewrites(t *testing.T) {
 	key, id := newIdentity(t)
 	d := sample(t)
-	if d.Extra == nil {
-		d.Extra = map[string]json.RawMessage{}
-	}
-	d.Extra["note"] = json.RawMessage(`"signed"`)
+	d.Extra.Set("note", json.RawMessage(`"signed"`))
 	if err := Sign(key, d); err != nil {
 		t.Fatal(err)
 	}
 	d.Token = []any{"hop-label.1", "trig"}
-	d.Extra["referer"] = json.RawMessage(`[]`)
+	d.Extra.Set("referer", json.RawMessage(`[]`))
 	got, _, err := VerifyAndTrim(d)
 	if err != nil || got != id {
 		t.Fatalf("after rewrites: %s, %v", got, err)
 	}
-	if _, ok := d.Extra["referer"]; ok {
+	if d.Extra.Has("referer") {
 		t.Fatal("an added header was kept")
 	}
-	if string(d.Extra["note"]) != `"signed"` {
+	if string(d.Extra.Value("note")) != `"signed"` {
 		t.Fatal("a signed header was dropped")
 	}
 }
 
 func ensureExtra(d *dispatch.Dispatch) {
-	if d.Extra == nil {
-		d.Extra = map[string]json.RawMessage{}
-	}
 }
 
 // Two dispatches alike in every signed part — the same request sent
@@ -339,11 +334,12 @@ func TestSignNamesRecipient(t *testing.T) {
 		t.Fatalf("Verify without the host chain: %v", err)
 	}
 	var h SignatureHeaderValue
-	if err := json.Unmarshal(d.Extra[SignatureHeader], &h); err != nil {
+	if err := json.Unmarshal(d.Extra.Value(SignatureHeader), &h); err != nil {
 		t.Fatal(err)
 	}
 	h.To = "other.test"
-	d.Extra[SignatureHeader], _ = json.Marshal(h)
+	raw, _ := json.Marshal(h)
+	d.Extra.Set(SignatureHeader, raw)
 	if _, err := Verify(d); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("Verify with another recipient: %v, want ErrBadSignature", err)
 	}

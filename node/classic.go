@@ -45,7 +45,7 @@ func (o *linkOrigin) classicOut(d *dispatch.Dispatch) *dispatch.Dispatch {
 		return withVia(d, "")
 	}
 	label, hasVia := "", false
-	if raw, ok := d.Extra[ViaHeader]; ok {
+	if raw, ok := d.Extra.Get(ViaHeader); ok {
 		hasVia = true
 		label = string(raw[1 : len(raw)-1])
 	}

@@ -281,7 +281,7 @@ const HopsHeader = "hops"
 
 func (n *Node) countHop(d *dispatch.Dispatch) error {
 	hops := 0
-	if raw, ok := d.Extra[HopsHeader]; ok {
+	if raw, ok := d.Extra.Get(HopsHeader); ok {
 		var err error
 		if hops, err = strconv.Atoi(string(raw)); err != nil || hops < 0 {
 			return dispatch.Errorf(dispatch.ErrBadDispatch, "header %q must be a non-negative integer", HopsHeader)
@@ -290,26 +290,23 @@ func (n *Node) countHop(d *dispatch.Dispatch) error {
 	if hops >= n.cfg.maxHops {
 		return dispatch.Errorf(dispatch.ErrLoop, "crossed %d gateways, the limit", hops)
 	}
-	if d.Extra == nil {
-		// Room for the via label the forwarding engine adds next.
-		d.Extra = make(map[string]json.RawMessage, 2)
-	}
-	d.Extra[HopsHeader] = hopsValue(hops + 1)
+	d.Extra.Set(HopsHeader, smallInt(hops+1))
 	return nil
 }
 
-// hopsValues are the encoded hop counts up to 63, shared (headers are
-// never written to in place), so counting a hop allocates nothing.
-var hopsValues = func() (v [64]json.RawMessage) {
+// smallInts are the integers up to 63 encoded, shared (header values are
+// never written to in place), so that counting a hop or telling a load
+// allocates nothing.
+var smallInts = func() (v [64]json.RawMessage) {
 	for i := range v {
 		v[i] = json.RawMessage(strconv.Itoa(i))
 	}
 	return v
 }()
 
-func hopsValue(n int) json.RawMessage {
-	if n >= 0 && n < len(hopsValues) {
-		return hopsValues[n]
+func smallInt(n int) json.RawMessage {
+	if n >= 0 && n < len(smallInts) {
+		return smallInts[n]
 	}
 	return json.RawMessage(strconv.Itoa(n))
 }

@@ -175,7 +175,7 @@ func (n *Node) enqueueOrDrop(ctx context.Context, s *subscription, dl delivery) 
 	n.observeAnswered(dl.in.Dispatch.Method, 503)
 	n.warn.Warn("subscriber queue full; answered 503", "endpoint", s.ep.Endpoint.String(), "owner", s.owner.ID())
 	a := dispatch.NewAnswer(503, dl.txid, dl.trig, jsonString("subscriber overloaded"))
-	a.Extra = map[string]json.RawMessage{RetryAfterHeader: json.RawMessage(retryAfter)}
+	a.Extra = dispatch.Headers{{Name: RetryAfterHeader, Value: json.RawMessage(retryAfter)}}
 	n.settle(ctx, dl.rt, dl.l, dl.trig, a)
 }
 

@@ -584,7 +584,7 @@ func TestInteropSignatureSurvivesNodeEngine(t *testing.T) {
 	d := dispatch.New("POST", "events", "signed")
 	d.Token = []any{uuid.NewString()}
 	d.Body = json.RawMessage(`{"z":[1,2.5,1e3,"é\u2028"],"a":{"y":true,"b":null}}`)
-	d.Extra = map[string]json.RawMessage{"note": json.RawMessage(`"kept"`)}
+	d.Extra = dispatch.Headers{{Name: "note", Value: json.RawMessage(`"kept"`)}}
 	if err := identity.Sign(p.Host.LibP2P().Peerstore().PrivKey(p.Host.ID()), d); err != nil {
 		t.Fatal(err)
 	}

@@ -264,21 +264,18 @@ const LoadHeader = "rif"
 
 // setLoad puts this engine's requests in flight on an answer to a peer.
 func (n *Node) setLoad(d *dispatch.Dispatch) {
-	if d.Extra == nil {
-		d.Extra = make(map[string]json.RawMessage, 1)
-	}
 	// The answer being sent ends one of them: the count is what remains.
-	d.Extra[LoadHeader] = strconv.AppendInt(make([]byte, 0, 8), max(n.InFlight()-1, 0), 10)
+	d.Extra.Set(LoadHeader, smallInt(int(max(n.InFlight()-1, 0))))
 }
 
 // takeLoad takes the load header off an answer from a peer and keeps it
 // for the link.
 func (o *linkOrigin) takeLoad(d *dispatch.Dispatch) {
-	raw, ok := d.Extra[LoadHeader]
+	raw, ok := d.Extra.Get(LoadHeader)
 	if !ok {
 		return
 	}
-	delete(d.Extra, LoadHeader)
+	d.Extra.Delete(LoadHeader)
 	if v, err := strconv.ParseInt(string(raw), 10, 64); err == nil && v >= 0 {
 		o.remoteLoad.Store(v)
 		o.remoteLoadOwn.Store(max(o.outstanding.Load()-1, 0))
@@ -306,14 +303,11 @@ const loadFresh = 10 * time.Second
 
 // takeVia removes the via header from d and returns it.
 func takeVia(d *dispatch.Dispatch) string {
-	raw, ok := d.Extra[ViaHeader]
+	raw, ok := d.Extra.Get(ViaHeader)
 	if !ok {
 		return ""
 	}
-	delete(d.Extra, ViaHeader)
-	if len(d.Extra) == 0 {
-		d.Extra = nil
-	}
+	d.Extra.Delete(ViaHeader)
 	s := string(raw)
 	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' || strings.ContainsAny(s[1:len(s)-1], `"\`) {
 		return "" // labels are plain strings; anything else is not ours
@@ -325,39 +319,20 @@ func takeVia(d *dispatch.Dispatch) string {
 // dispatch the engine owns alone.
 func setVia(d *dispatch.Dispatch, label string) {
 	if label == "" {
-		if _, had := d.Extra[ViaHeader]; had {
-			delete(d.Extra, ViaHeader)
-			if len(d.Extra) == 0 {
-				d.Extra = nil
-			}
-		}
+		d.Extra.Delete(ViaHeader)
 		return
 	}
-	if d.Extra == nil {
-		d.Extra = make(map[string]json.RawMessage, 1)
-	}
-	d.Extra[ViaHeader] = quote(label)
+	d.Extra.Set(ViaHeader, quote(label))
 }
 
 // withVia returns d with the via header set to label (or removed when
 // label is empty), sharing everything else with d.
 func withVia(d *dispatch.Dispatch, label string) *dispatch.Dispatch {
-	if _, had := d.Extra[ViaHeader]; !had && label == "" {
+	if had := d.Extra.Has(ViaHeader); !had && label == "" {
 		return d
 	}
 	c := *d
-	c.Extra = make(map[string]json.RawMessage, len(d.Extra)+1)
-	for k, v := range d.Extra {
-		if k != ViaHeader {
-			c.Extra[k] = v
-		}
-	}
-	if label != "" {
-		c.Extra[ViaHeader] = quote(label)
-	}
-	if len(c.Extra) == 0 {
-		c.Extra = nil
-	}
+	setVia(&c, label) // a new Extra: d's stays as it is
 	return &c
 }
 

@@ -245,7 +245,7 @@ func TestFullSubscriberQueueAnswers503(t *testing.T) {
 	send(DefaultHandlerWorkers, DefaultHandlerWorkers+queued+refused)
 	for range refused {
 		d, frame := c.next()
-		if code := clAnswerCode(t, d, frame); code != 503 || len(d.Extra[RetryAfterHeader]) == 0 {
+		if code := clAnswerCode(t, d, frame); code != 503 || len(d.Extra.Value(RetryAfterHeader)) == 0 {
 			t.Fatalf("want 503 with a %s hint, got %s", RetryAfterHeader, frame)
 		}
 	}

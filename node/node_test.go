@@ -478,12 +478,12 @@ func TestHopLimit(t *testing.T) {
 	d.Token = []any{"tx"}
 	n.Receive(context.Background(), o, d)
 	forwarded = <-out.sent
-	if forwarded == nil || string(forwarded.Extra[HopsHeader]) != "1" {
+	if forwarded == nil || string(forwarded.Extra.Value(HopsHeader)) != "1" {
 		t.Fatalf("forwarded = %v", forwarded)
 	}
 	d2 := forwarded.Clone()
 	d2.Host = []dispatch.Host{{Name: "elsewhere"}}
-	d2.Extra[HopsHeader] = json.RawMessage("2")
+	d2.Extra.Set(HopsHeader, json.RawMessage("2"))
 	n.Receive(context.Background(), o, d2)
 	if a := o.next(t); answerCode(t, a) != 508 {
 		t.Fatalf("got %s, want 508", a)

@@ -133,7 +133,7 @@ func TestThreeHopChain(t *testing.T) {
 		t.Fatalf("echo body: %v", err)
 	}
 	// Three gateways crossed, the chain consumed, the timestamp kept.
-	if string(echoed.Extra[HopsHeader]) != "3" || len(echoed.Host) != 0 || echoed.Timestamp != req.Timestamp {
+	if string(echoed.Extra.Value(HopsHeader)) != "3" || len(echoed.Host) != 0 || echoed.Timestamp != req.Timestamp {
 		t.Fatalf("echoed = %s", echoed)
 	}
 }

@@ -78,7 +78,7 @@ func (n *Node) retryable(d *dispatch.Dispatch, to dispatch.Host, next *linkOrigi
 	switch d.Method {
 	case dispatch.GET, dispatch.PUT, dispatch.DELETE:
 	default:
-		if string(d.Extra[RetryHeader]) != "true" {
+		if string(d.Extra.Value(RetryHeader)) != "true" {
 			return nil
 		}
 	}

@@ -403,7 +403,7 @@ func TestRetryOnAnotherReplica(t *testing.T) {
 			req := dispatch.New(method, "job")
 			req.Host = []dispatch.Host{{Name: "svc.test"}}
 			if optIn {
-				req.Extra = map[string]json.RawMessage{RetryHeader: json.RawMessage(`true`)}
+				req.Extra = dispatch.Headers{{Name: RetryHeader, Value: json.RawMessage(`true`)}}
 			}
 			as := request(t, a, req)
 			if len(as) != 1 {

@@ -113,11 +113,11 @@ func newSealing(cfg config) (*sealing, error) {
 // wantsSeal reports whether d asks to be sealed, and takes the request
 // off it.
 func wantsSeal(d *dispatch.Dispatch) bool {
-	raw, ok := d.Extra[SealHeader]
+	raw, ok := d.Extra.Get(SealHeader)
 	if !ok {
 		return false
 	}
-	delete(d.Extra, SealHeader)
+	d.Extra.Delete(SealHeader)
 	return string(raw) == "true"
 }
 
@@ -172,10 +172,7 @@ func (n *Node) sealRequest(ctx context.Context, d *dispatch.Dispatch, next *link
 		if rec, err = n.keyRecordOf(ctx, to); err != nil {
 			return err
 		}
-		if d.Extra == nil {
-			d.Extra = map[string]json.RawMessage{}
-		}
-		d.Extra[identity.SessionKeyHeader] = jsonString(sess.Secret())
+		d.Extra.Set(identity.SessionKeyHeader, jsonString(sess.Secret()))
 		if err = n.sign(d, to.String()); err != nil {
 			return err
 		}
@@ -204,7 +201,7 @@ func (n *Node) openRequest(d *dispatch.Dispatch, rt *replyTo) error {
 	if s == nil {
 		return dispatch.Errorf(dispatch.ErrBadDispatch, "this peer has no sealing key: it cannot open sealed dispatches")
 	}
-	if raw, ok := d.Extra[identity.SessionHeader]; ok {
+	if raw, ok := d.Extra.Get(identity.SessionHeader); ok {
 		h, err := identity.ParseSessionHeader(raw)
 		if err != nil {
 			n.stats.rejected.Add(1)
@@ -238,15 +235,15 @@ func (n *Node) openRequest(d *dispatch.Dispatch, rt *replyTo) error {
 	if err != nil {
 		return err
 	}
-	raw, ok := d.Extra[identity.SessionKeyHeader]
+	raw, ok := d.Extra.Get(identity.SessionKeyHeader)
 	if !ok {
 		return dispatch.Errorf(dispatch.ErrBadDispatch, "a sealed dispatch must hand its recipient a session (%q)", identity.SessionKeyHeader)
 	}
-	delete(d.Extra, identity.SessionKeyHeader)
+	d.Extra.Delete(identity.SessionKeyHeader)
 	// The signature covered the session key, which must not reach
 	// handlers: without it the signature no longer verifies, so it goes
 	// too. Incoming.Author says who signed.
-	delete(d.Extra, identity.SignatureHeader)
+	d.Extra.Delete(identity.SignatureHeader)
 	var secret string
 	if err := json.Unmarshal(raw, &secret); err != nil {
 		return dispatch.Errorf(dispatch.ErrBadDispatch, "%w: %q must be a string", identity.ErrBadSeal, identity.SessionKeyHeader)
@@ -280,7 +277,7 @@ func (n *Node) sealAnswer(rt replyTo, a *dispatch.Dispatch) error {
 // in the dispatch's session, which proves it comes from the recipient.
 func (n *Node) openAnswer(l *ledger, a *dispatch.Dispatch) *dispatch.Dispatch {
 	code, txid, trig, _ := a.AnswerInfo()
-	raw, ok := a.Extra[identity.SessionHeader]
+	raw, ok := a.Extra.Get(identity.SessionHeader)
 	if !ok {
 		if code == 400 {
 			// Most likely the recipient lost the session (it restarted,

@@ -42,7 +42,7 @@ func WithSignAll() Option { return func(c *config) { c.signAll = true } }
 // and not seen before. It returns the author, or "" for an unsigned one,
 // and the recipient the signature names ("" for none).
 func (n *Node) verify(d *dispatch.Dispatch) (author, to string, err error) {
-	if _, ok := d.Extra[identity.SignatureHeader]; !ok {
+	if !d.Extra.Has(identity.SignatureHeader) {
 		return "", "", nil
 	}
 	id, to, err := identity.VerifyAndTrim(d)
@@ -126,7 +126,7 @@ func (n *Node) signAnswer(rt replyTo, a *dispatch.Dispatch) {
 
 // sign signs d for the recipient to ("" for none), unless it is signed.
 func (n *Node) sign(d *dispatch.Dispatch, to string) error {
-	if _, ok := d.Extra[identity.SignatureHeader]; ok {
+	if d.Extra.Has(identity.SignatureHeader) {
 		return nil
 	}
 	if d.Timestamp == 0 {

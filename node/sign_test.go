@@ -66,7 +66,7 @@ func TestAuthorThroughGateways(t *testing.T) {
 	if who := authorIn(t, as); who != a.Host.ID().String() {
 		t.Fatalf("over one link b saw author %s, want a", who)
 	}
-	if _, signed := as[0].Extra[identity.SignatureHeader]; signed {
+	if as[0].Extra.Has(identity.SignatureHeader) {
 		t.Fatal("an answer over one link was signed")
 	}
 	if who := authorIn(t, request(t, b, dispatch.New("GET", "who"))); who != b.Host.ID().String() {
@@ -102,9 +102,10 @@ func TestSignatureRefusals(t *testing.T) {
 
 	forged := signed()
 	var h identity.SignatureHeaderValue
-	json.Unmarshal(forged.Extra[identity.SignatureHeader], &h)
+	json.Unmarshal(forged.Extra.Value(identity.SignatureHeader), &h)
 	h.Author = b.Host.ID().String()
-	forged.Extra[identity.SignatureHeader], _ = json.Marshal(h)
+	raw, _ := json.Marshal(h)
+	forged.Extra.Set(identity.SignatureHeader, raw)
 	if as := request(t, a, forged); len(as) != 1 || codeOf(t, as[0]) != 401 {
 		t.Fatalf("forged author: answers %v, want one 401", as)
 	}
@@ -114,10 +115,7 @@ func TestSignatureRefusals(t *testing.T) {
 
 	once := signed()
 	again := *once
-	again.Extra = map[string]json.RawMessage{}
-	for k, v := range once.Extra {
-		again.Extra[k] = v
-	}
+	again.Extra = once.Extra.Clone()
 	again.Host = append([]dispatch.Host(nil), once.Host...)
 	if who := authorIn(t, request(t, a, once)); who != a.Host.ID().String() {
 		t.Fatalf("first copy: author %s", who)
@@ -222,7 +220,7 @@ func TestSealedThroughGateways(t *testing.T) {
 	req := dispatch.New("POST", "vault", "secret-item")
 	req.Body = json.RawMessage(`"secret-plaintext-body"`)
 	req.Host = []dispatch.Host{hostOf(g1), hostOf(g2), hostOf(b)}
-	req.Extra = map[string]json.RawMessage{SealHeader: json.RawMessage(`true`)}
+	req.Extra = dispatch.Headers{{Name: SealHeader, Value: json.RawMessage(`true`)}}
 	as := request(t, a, req)
 	if len(as) != 1 || codeOf(t, as[0]) != 200 {
 		t.Fatalf("answers %v, want one 200", as)
@@ -287,7 +285,7 @@ func BenchmarkRoundTripTrust(b *testing.B) {
 			next := func() *dispatch.Dispatch {
 				d := benchRequest(c)
 				if mode == "sealed" {
-					d.Extra = map[string]json.RawMessage{SealHeader: json.RawMessage(`true`)}
+					d.Extra = dispatch.Headers{{Name: SealHeader, Value: json.RawMessage(`true`)}}
 				}
 				return d
 			}

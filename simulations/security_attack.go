@@ -80,7 +80,7 @@ func (s *secRun) build(a *secAttacker, j secJob, inj *secInjection) (*dispatch.D
 				return nil, err
 			}
 			var h identity.SignatureHeaderValue
-			if err := json.Unmarshal(d.Extra[identity.SignatureHeader], &h); err != nil {
+			if err := json.Unmarshal(d.Extra.Value(identity.SignatureHeader), &h); err != nil {
 				return nil, err
 			}
 			h.Author = honest.String()
@@ -88,7 +88,7 @@ func (s *secRun) build(a *secAttacker, j secJob, inj *secInjection) (*dispatch.D
 			if err != nil {
 				return nil, err
 			}
-			d.Extra[identity.SignatureHeader] = raw
+			d.Extra.Set(identity.SignatureHeader, raw)
 			return d, nil
 		}
 		inj.variant = "random signature"
@@ -102,7 +102,7 @@ func (s *secRun) build(a *secAttacker, j secJob, inj *secInjection) (*dispatch.D
 		if err != nil {
 			return nil, err
 		}
-		d.Extra = map[string]json.RawMessage{identity.SignatureHeader: raw}
+		d.Extra = dispatch.Headers{{Name: identity.SignatureHeader, Value: raw}}
 		return d, nil
 	case kindTampered:
 		d := fresh()

@@ -111,10 +111,7 @@ environment variable JSTP_PEER_<FLAG> (JSTP_PEER_VIA, JSTP_PEER_TIMEOUT).`,
 		if len(d.Host) == 0 {
 			return fail(stderr, "send", exitUsage, "--seal: the dispatch names no recipient (a peer id or a service name as its host)")
 		}
-		if d.Extra == nil {
-			d.Extra = map[string]json.RawMessage{}
-		}
-		d.Extra[node.SealHeader] = json.RawMessage(`true`)
+		d.Extra.Set(node.SealHeader, json.RawMessage(`true`))
 	}
 	// The transaction id is stamped where the dispatch is sent (the
 	// client, or the engine's own Request).

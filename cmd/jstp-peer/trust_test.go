@@ -40,7 +40,7 @@ func TestSendSealed(t *testing.T) {
 		t.Fatalf("b opened %s", echoed)
 	}
 	for _, h := range []string{identity.SessionKeyHeader, identity.SessionHeader, identity.SealedHeader} {
-		if _, ok := echoed.Extra[h]; ok {
+		if echoed.Extra.Has(h) {
 			t.Fatalf("the handler saw the %q header: %s", h, echoed)
 		}
 	}
