@@ -53,7 +53,8 @@ func (n *Node) trigger(ctx context.Context, d *dispatch.Dispatch, rt replyTo, wa
 		sub *subscription
 		dl  delivery
 	}
-	answering := make([]pending, 0, len(matches))
+	var few [2]pending // most dispatches trigger one or two subscribers
+	answering := few[:0]
 	remote := false
 	for _, m := range matches {
 		if m.sub.handler == nil && !m.sub.mirror {
@@ -292,11 +293,11 @@ func (n *Node) run(ctx context.Context, s *subscription, dl delivery) {
 		}
 		return
 	}
-	hctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
 	start := time.Now()
+	hctx := withLazyDeadline(ctx, start.Add(n.cfg.answerTimeout))
 	body, err := s.handler(hctx, dl.in)
 	s.observe(time.Since(start))
-	cancel()
+	hctx.cancel()
 	if dl.trig == "" {
 		if err != nil {
 			n.log.Debug("handler failed", "endpoint", s.ep.Endpoint.String(), "err", err)

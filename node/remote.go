@@ -147,7 +147,7 @@ func (o *callbackOrigin) run() {
 func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dispatch.Host, ep dispatch.Endpoint) error {
 	d := dispatch.NewSubscription(method, ep)
 	d.Host = append([]dispatch.Host(nil), host...)
-	txid := uuid.NewString()
+	txid := newUUID()
 	d.Token = []any{txid}
 	ch := make(chan *dispatch.Dispatch, 4)
 	o.mu.Lock()

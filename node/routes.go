@@ -160,8 +160,8 @@ func newRouteTable(ttl time.Duration, now func() time.Time) *routeTable {
 // before: cheaper than a UUID, and unique all the same.
 func (rt *routeTable) newKey() string {
 	n := rt.seq.Add(1)
-	b := make([]byte, 0, len(rt.prefix)+8)
-	b = append(b, rt.prefix...)
+	var buf [32]byte // the prefix is 9 bytes, a counter at most 13
+	b := append(buf[:0], rt.prefix...)
 	return string(strconv.AppendUint(b, n, 36))
 }
 

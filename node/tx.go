@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -11,9 +13,10 @@ import (
 )
 
 // answerBuffer is how many answers a Request's channel holds before the
-// transaction needs a goroutine to hand over the rest: one request with a
-// handful of subscribers never starts one.
-const answerBuffer = 16
+// transaction needs a goroutine to hand over the rest: a request with a
+// few subscribers never starts one, and the many requests with one answer
+// do not each carry room for sixteen.
+const answerBuffer = 4
 
 // transaction is one Request: its answers, counted by a tally, go out on a
 // channel that closes when the transaction is complete, at its deadline
@@ -30,9 +33,10 @@ type transaction struct {
 	pending []*dispatch.Dispatch // answers waiting for room in out
 	pumping bool
 	ended   bool          // nothing more is added; out closes once drained
-	gone    chan struct{} // closed when the caller no longer reads
+	left    bool          // the caller no longer reads
+	gone    chan struct{} // made for the pump; closed when the caller leaves
 	timer   *time.Timer
-	stopCtx func() bool
+	stopCtx func() bool // nil when the caller's ctx cannot end
 }
 
 // txTable holds the transactions of an emitter (a Node's Requests, a
@@ -64,7 +68,7 @@ func (tt *txTable) len() int {
 
 // start registers a transaction and arms its deadline and ctx.
 func (tt *txTable) start(ctx context.Context, txid string, deadline time.Time) (*transaction, error) {
-	tx := &transaction{tab: tt, id: txid, out: make(chan *dispatch.Dispatch, answerBuffer), gone: make(chan struct{})}
+	tx := &transaction{tab: tt, id: txid, out: make(chan *dispatch.Dispatch, answerBuffer)}
 	tt.mu.Lock()
 	if _, dup := tt.m[txid]; dup {
 		tt.mu.Unlock()
@@ -74,13 +78,17 @@ func (tt *txTable) start(ctx context.Context, txid string, deadline time.Time) (
 	tt.mu.Unlock()
 	tx.mu.Lock()
 	tx.timer = time.AfterFunc(time.Until(deadline), tx.expire)
-	tx.stopCtx = context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			tx.expire()
-			return
-		}
-		tx.abandon()
-	})
+	if ctx.Done() != nil {
+		// A ctx that can never end (context.Background, as most
+		// callers pass) needs no watch.
+		tx.stopCtx = context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				tx.expire()
+				return
+			}
+			tx.abandon()
+		})
+	}
 	tx.mu.Unlock()
 	return tx, nil
 }
@@ -147,10 +155,11 @@ func (tx *transaction) expire() {
 func (tx *transaction) abandon() {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	select {
-	case <-tx.gone:
-	default:
-		close(tx.gone)
+	if !tx.left {
+		tx.left = true
+		if tx.gone != nil {
+			close(tx.gone)
+		}
 	}
 	tx.pending = nil
 	tx.endLocked()
@@ -165,6 +174,14 @@ func (tx *transaction) pushLocked(a *dispatch.Dispatch) {
 	tx.pending = append(tx.pending, a)
 	if !tx.pumping {
 		tx.pumping = true
+		if tx.gone == nil {
+			// The pump waits on it; a transaction that never needs
+			// a pump does without.
+			tx.gone = make(chan struct{})
+			if tx.left {
+				close(tx.gone)
+			}
+		}
 		tx.tab.wg.Add(1)
 		go tx.pump()
 	}
@@ -178,7 +195,9 @@ func (tx *transaction) endLocked() {
 	}
 	tx.ended = true
 	tx.timer.Stop()
-	tx.stopCtx()
+	if tx.stopCtx != nil {
+		tx.stopCtx()
+	}
 	tx.tab.mu.Lock()
 	if tx.tab.m[tx.id] == tx {
 		delete(tx.tab.m, tx.id)
@@ -194,7 +213,7 @@ func (tx *transaction) pump() {
 	defer tx.tab.wg.Done()
 	for {
 		tx.mu.Lock()
-		batch := tx.pending
+		batch, gone := tx.pending, tx.gone
 		tx.pending = nil
 		if len(batch) == 0 {
 			tx.pumping = false
@@ -208,7 +227,7 @@ func (tx *transaction) pump() {
 		for _, a := range batch {
 			select {
 			case tx.out <- a:
-			case <-tx.gone:
+			case <-gone:
 			case <-tx.tab.done:
 			}
 		}
@@ -234,11 +253,37 @@ func stampTransaction(d *dispatch.Dispatch) string {
 	if txid := d.TransactionID(); txid != "" {
 		return txid
 	}
-	txid := uuid.NewString()
+	txid := newUUID()
 	if len(d.Token) == 0 {
 		d.Token = []any{txid}
 	} else {
 		d.Token[0] = txid
 	}
 	return txid
+}
+
+// uuids generates the transaction ids of UUID version 4 that the protocol
+// asks for from a ChaCha8 stream seeded by crypto/rand: as unpredictable,
+// without a system call for each id (uuid.New reads crypto/rand every
+// time, about as long as the rest of a local request).
+var uuids struct {
+	mu  sync.Mutex
+	src *rand.ChaCha8
+}
+
+func init() {
+	var seed [32]byte
+	cryptorand.Read(seed[:]) // never fails (it crashes the program instead)
+	uuids.src = rand.NewChaCha8(seed)
+}
+
+// newUUID returns a random UUID (version 4) in its canonical text form.
+func newUUID() string {
+	var u uuid.UUID
+	uuids.mu.Lock()
+	uuids.src.Read(u[:])
+	uuids.mu.Unlock()
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u.String()
 }
