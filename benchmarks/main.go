@@ -32,6 +32,7 @@ type options struct {
 	only   string
 	json   bool
 	prof   string
+	trace  string
 	gossip int
 }
 
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run one benchmark: "+strings.Join(groups, ", "))
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	flag.StringVar(&o.prof, "cpuprofile", "", "write CPU profiles of every child process to this directory (ROLE.pprof)")
+	flag.StringVar(&o.trace, "trace", "", "write execution traces of every child process to this directory (ROLE.trace); go tool trace -pprof=sched shows where hand-overs between goroutines wait")
 	flag.IntVar(&o.gossip, "gossip", 0, "instead of the suite, measure what saturation gossip costs a peer in a mesh of `N` peers (in this process)")
 	role.register(flag.CommandLine)
 	flag.Parse()
@@ -77,10 +79,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchmarks:", err)
 		os.Exit(2)
 	}
-	if o.prof != "" {
+	for _, dir := range []string{o.prof, o.trace} {
+		if dir == "" {
+			continue
+		}
 		// Each child creates its own file there; a directory that does
 		// not exist yet would fail every child at start.
-		if err := os.MkdirAll(o.prof, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, "benchmarks:", err)
 			os.Exit(1)
 		}

@@ -91,6 +91,7 @@ type roleFlags struct {
 	relay string // raw-a: raw-relay's address
 	url   string // nats-responder: the server's URL
 	prof  string // write a CPU profile of this process here
+	trace string // write an execution trace of this process here
 }
 
 func (r *roleFlags) register(fs *flag.FlagSet) {
@@ -101,6 +102,7 @@ func (r *roleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.relay, "relay", "", "internal: TCP relay address (raw-a)")
 	fs.StringVar(&r.url, "url", "", "internal: NATS URL (nats-responder)")
 	fs.StringVar(&r.prof, "role-cpuprofile", "", "internal: CPU profile file of this process")
+	fs.StringVar(&r.trace, "role-trace", "", "internal: execution trace file of this process")
 }
 
 // handler serves one command in a child.
@@ -154,6 +156,13 @@ func runRole(ctx context.Context, r roleFlags) error {
 	gctune.Apply()
 	if r.prof != "" {
 		stop, err := startCPUProfile(r.prof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if r.trace != "" {
+		stop, err := startTrace(r.trace)
 		if err != nil {
 			return err
 		}

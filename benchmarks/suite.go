@@ -231,6 +231,9 @@ func (s *suite) spawn(role string, args ...string) (*child, error) {
 	if s.o.prof != "" {
 		args = append(args, "-role-cpuprofile", filepath.Join(s.o.prof, role+".pprof"))
 	}
+	if s.o.trace != "" {
+		args = append(args, "-role-trace", filepath.Join(s.o.trace, role+".trace"))
+	}
 	c, err := spawn(s.ctx, role, args...)
 	if err != nil {
 		return nil, err
