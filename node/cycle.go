@@ -242,32 +242,41 @@ func (n *Node) forwardRetry(ctx context.Context, d *dispatch.Dispatch, rt replyT
 	if d.Kind() == dispatch.Subscription {
 		return n.forwardSubscription(ctx, d, rt, next, l)
 	}
-	// The application's goroutine writes its own dispatch when the link is
-	// idle: it would wait anyway. A link's read loop never does: writing
-	// one frame at a time it would lose the coalescing that pipelining
-	// needs, and two peers each blocked writing to the other would never
-	// read again.
-	if err := n.sendOn(ctx, next, d, rt.o == Origin(n.local)); err != nil {
+	if err := n.sendOn(ctx, next, d, n.writesItself(rt.o)); err != nil {
 		n.abandonLedger(l)
 		return err
 	}
 	return nil
 }
 
+// writesItself reports whether the goroutine that passes on o's
+// dispatches may write one itself when the link is idle, saving the
+// hand-over to the link's writer: the application's goroutine, which would
+// wait anyway, and the reader of one classic client, whom a link that
+// takes nothing slows alone. A peer link's reader never does: it reads
+// for everyone behind that peer, and two peers each blocked writing to
+// the other would never read again.
+func (n *Node) writesItself(o Origin) bool {
+	if lo, ok := o.(*linkOrigin); ok {
+		return lo.kind == mesh.ClassicIn
+	}
+	return o == Origin(n.local)
+}
+
 // sendOn passes a dispatch on, waiting for room at most the answer
 // timeout: a link that takes nothing for that long is as good as down.
-// The application's own dispatches are written on its goroutine when the
-// link is idle (now).
+// With now, a dispatch alone on an idle link is written on the caller's
+// goroutine (writesItself).
 func (n *Node) sendOn(ctx context.Context, next *linkOrigin, d *dispatch.Dispatch, now bool) error {
-	if now {
-		return next.send(ctx, d, true)
+	if now && next.idle() {
+		return next.sendNow(ctx, d)
 	}
 	if err := next.offer(d); !errors.Is(err, dispatch.ErrUnavailable) {
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
 	defer cancel()
-	err := next.send(sctx, d, false)
+	err := next.send(sctx, d)
 	if err != nil && sctx.Err() != nil && ctx.Err() == nil {
 		n.stats.sendTimeouts.Add(1)
 		return dispatch.Errorf(dispatch.ErrUnavailable, "%s took nothing for %v", next.ID(), n.cfg.answerTimeout)

@@ -115,20 +115,28 @@ func (o *linkOrigin) Deliver(_ context.Context, d *dispatch.Dispatch) error {
 }
 
 // send queues a dispatch this engine passes on, waiting for room: the
-// sender is slowed down rather than its dispatch dropped. now writes it on
-// the caller's goroutine when the link is idle (the application's own
-// dispatches: its goroutine may wait) and carries nothing else in flight:
-// a lone request saves the hand-over to the queue's writer, while
-// requests that overlap go through the queue, whose writer sends them
-// together (one write for many instead of one each, FrameQueue.Run).
-func (o *linkOrigin) send(ctx context.Context, d *dispatch.Dispatch, now bool) error {
+// sender is slowed down rather than its dispatch dropped.
+func (o *linkOrigin) send(ctx context.Context, d *dispatch.Dispatch) error {
 	if d = o.out(d); d == nil {
 		return nil
 	}
-	if now && o.outstanding.Load() <= 1 {
-		return o.l.SendNow(ctx, d)
-	}
 	return o.l.Send(ctx, d)
+}
+
+// idle reports whether the link carries nothing in flight but the
+// dispatch about to be sent (counted already).
+func (o *linkOrigin) idle() bool { return o.outstanding.Load() <= 1 }
+
+// sendNow writes a dispatch on the caller's goroutine when the link's
+// queue is idle, and queues it otherwise (FrameQueue.SendNow). A lone
+// request saves the hand-over to the queue's writer, while requests that
+// overlap go through the queue, whose writer sends them together (one
+// write for many instead of one each, FrameQueue.Run).
+func (o *linkOrigin) sendNow(ctx context.Context, d *dispatch.Dispatch) error {
+	if d = o.out(d); d == nil {
+		return nil
+	}
+	return o.l.SendNow(ctx, d)
 }
 
 // offer queues a dispatch this engine passes on if there is room.
