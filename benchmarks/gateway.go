@@ -59,10 +59,18 @@ func dialGateway(addr, peerB string) (*gatewayClient, error) {
 
 func (g *gatewayClient) close() { g.conn.Close() }
 
-// appendLine appends the dispatch of request number seq.
+// appendLine appends the dispatch of request number seq, its token
+// "gw-" and seq in 33 digits (without fmt, which cost the client, on the
+// peers' two cores, a third of a microsecond a request).
 func (g *gatewayClient) appendLine(b []byte, seq int) []byte {
 	b = append(b, g.before...)
-	b = fmt.Appendf(b, "gw-%033d", seq)
+	b = append(b, "gw-"...)
+	var digits [33]byte
+	for i := len(digits) - 1; i >= 0; i-- {
+		digits[i] = byte('0' + seq%10)
+		seq /= 10
+	}
+	b = append(b, digits[:]...)
 	return append(b, g.after...)
 }
 
@@ -116,7 +124,7 @@ func (g *gatewayClient) roundTrips(n int) (roundResult, error) {
 		if err != nil {
 			return "", fmt.Errorf("waiting for the answer to request %d: %w", g.seq, err)
 		}
-		return strconv.Itoa(code), nil
+		return codeText(code), nil
 	})
 }
 
@@ -146,12 +154,20 @@ func (g *gatewayClient) pipeline(n, depth int) (roundResult, error) {
 			}
 			if !seen[seq-lo] {
 				seen[seq-lo] = true
-				return strconv.Itoa(code), nil
+				return codeText(code), nil
 			}
 			g.dup++
 		}
 	}
 	return creditPipeline(n, depth, write, read)
+}
+
+// codeText is strconv.Itoa without an allocation for the usual 200.
+func codeText(code int) string {
+	if code == 200 {
+		return "200"
+	}
+	return strconv.Itoa(code)
 }
 
 // answerOf reads the code and transaction id of an answer line: an
