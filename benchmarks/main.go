@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -50,7 +51,7 @@ func main() {
 	flag.IntVar(&o.burst, "burst", 10000, "requests issued at once in the memory benchmark")
 	flag.StringVar(&o.only, "only", "", "run one benchmark: "+strings.Join(groups, ", "))
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
-	flag.StringVar(&o.prof, "cpuprofile", "", "write CPU profiles of every child process to this directory (ROLE.pprof)")
+	flag.StringVar(&o.prof, "cpuprofile", "", "write CPU profiles of every process to this directory (ROLE.pprof; this program's, the gateway and NATS client, main.pprof)")
 	flag.StringVar(&o.trace, "trace", "", "write execution traces of every child process to this directory (ROLE.trace); go tool trace -pprof=sched shows where hand-overs between goroutines wait")
 	flag.IntVar(&o.gossip, "gossip", 0, "instead of the suite, measure what saturation gossip costs a peer in a mesh of `N` peers (in this process)")
 	role.register(flag.CommandLine)
@@ -90,7 +91,19 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	if err := run(ctx, o); err != nil {
+	stopProfile := func() {}
+	if o.prof != "" {
+		// The program is the gateway's and NATS's client, on the same
+		// cores as the peers: its share is part of those paths.
+		var err error
+		if stopProfile, err = startCPUProfile(filepath.Join(o.prof, "main.pprof")); err != nil {
+			fmt.Fprintln(os.Stderr, "benchmarks:", err)
+			os.Exit(1)
+		}
+	}
+	err := run(ctx, o)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchmarks:", err)
 		os.Exit(1)
 	}
