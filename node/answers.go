@@ -49,8 +49,8 @@ func (n *Node) relay(ctx context.Context, l *ledger, a *dispatch.Dispatch, code 
 	}
 	done := l.t.done
 	l.mu.Unlock()
-	if ok && code >= 300 {
-		l.refused()
+	if ok && code >= 200 {
+		l.ended(code)
 	}
 	if ok {
 		if l.sealedTo != "" {
@@ -159,7 +159,7 @@ func (n *Node) expireLedger(l *ledger) {
 	if already || !late || n.closed() {
 		return
 	}
-	l.refused()
+	l.ended(504)
 	body := jsonString("no answer before the deadline")
 	if len(missing) == 0 {
 		n.reply(n.ctx, l.back, dispatch.NewAnswer(504, l.txid, "", body))
@@ -215,7 +215,7 @@ func (n *Node) failRoutesTo(o Origin) {
 			}
 		}
 		l.mu.Unlock()
-		l.refused()
+		l.ended(503)
 		for _, trig := range trigs {
 			n.stats.linkGone.Add(1)
 			n.settle(n.ctx, l.back, l, trig, dispatch.NewAnswer(503, l.txid, trig, body))

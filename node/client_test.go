@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
+	"github.com/jstp-peer/jstp-peer/internal/poll"
 	"github.com/jstp-peer/jstp-peer/mesh"
 )
 
@@ -122,5 +124,97 @@ func TestRefusedBindLeavesNothingBound(t *testing.T) {
 	}
 	if len(g.binds) != 0 {
 		t.Errorf("the gateway still records %d bindings", len(g.binds))
+	}
+}
+
+// A BIND that reaches a gateway while the target has not yet answered the
+// first BIND for the same topic waits for that answer and shares it: told
+// 200 at once, its client would believe itself bound where the target
+// refused, and get nothing.
+func TestBindWaitingForTheFirstSharesItsOutcome(t *testing.T) {
+	t.Run("refused", func(t *testing.T) { bindTwiceDuringFirst(t, ep("POST", "admin", "news"), 403) })
+	t.Run("accepted", func(t *testing.T) { bindTwiceDuringFirst(t, ep("POST", "news"), 200) })
+}
+
+func bindTwiceDuringFirst(t *testing.T, endpoint dispatch.Endpoint, want int) {
+	// B reads one dispatch at a time from A: while a slow request is in
+	// its handler, the first BIND waits on the stream, unanswered.
+	a, b := gatewayPair(t, func(c *PeerConfig) { c.Options = append(c.Options, WithLinkInflight(1)) })
+	rules, err := ParseAccessRules([]byte(`{"rules": [{"action": "deny", "peers": ["*"], "method": "*", "resource": ["admin", "..."]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Node.SetAccessRules(rules)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	must(b.Node.Handle(ep("GET", "slow"), func(ctx context.Context, in *Incoming) (any, error) {
+		entered <- struct{}{}
+		<-release
+		return "done", nil
+	}))
+	dial := func() *Client {
+		c, err := Dial(t.Context(), a.Gateways[0].Addr().String(), ClientConfig{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	slow := dispatch.New("GET", "slow")
+	slow.Host = []dispatch.Host{hostOf(b)}
+	slowAnswers := must(dial().Request(t.Context(), slow))
+	<-entered
+
+	clients := []*Client{dial(), dial()}
+	binds := make([]<-chan *dispatch.Dispatch, len(clients))
+	for i, c := range clients {
+		d := dispatch.NewSubscription(dispatch.BIND, endpoint)
+		d.Host = []dispatch.Host{hostOf(b)}
+		binds[i] = must(c.Request(t.Context(), d))
+		// The second is sent once the gateway holds the first's binding.
+		poll.Until(t, 10*time.Second, "the gateway holding the binding", func() bool {
+			g := a.Node.gossip
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return len(g.binds) == i+1
+		})
+	}
+	close(release)
+	if as := collectAll(t, slowAnswers); len(as) != 1 || answerCode(t, as[0]) != 200 {
+		t.Fatalf("slow request: answers %v, want one 200", as)
+	}
+	for i, ch := range binds {
+		if as := collectAll(t, ch); len(as) != 1 || answerCode(t, as[0]) != want {
+			t.Fatalf("BIND %d: answers %v, want one %d", i+1, as, want)
+		}
+	}
+	g := a.Node.gossip
+	topic := Topic(b.Host.ID(), endpoint)
+	g.mu.Lock()
+	subscribed, bindings := g.subs[topic] != nil, len(g.binds)
+	g.mu.Unlock()
+	if want != 200 {
+		if subscribed || bindings != 0 {
+			t.Errorf("after the refusal the gateway is subscribed (%v) and records %d bindings", subscribed, bindings)
+		}
+		for _, s := range a.Node.Subscriptions() {
+			if len(s.Resource) > 0 && s.Resource[0] == "admin" {
+				t.Errorf("the gateway still holds %s %v for %s", s.Method, s.Resource, s.Owner)
+			}
+		}
+		return
+	}
+	// Both are bound: an event at B reaches each client once.
+	ev := dispatch.New(endpoint.Method, anys(endpoint.Resource)...)
+	collectAll(t, must(b.Node.Request(t.Context(), ev)))
+	for i, c := range clients {
+		select {
+		case d := <-c.Events():
+			if d.Method != endpoint.Method {
+				t.Errorf("client %d got %s, want the event", i+1, d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("client %d got no event", i+1)
+		}
 	}
 }

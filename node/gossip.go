@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -70,6 +71,12 @@ type binding struct {
 type topicSub struct {
 	refs   int
 	cancel func()
+	// pending is set while the target has not answered the topic's
+	// first BIND; refused, once it refused it. BINDs that come meanwhile
+	// wait in waiting for that outcome (join).
+	pending bool
+	refused int
+	waiting []func(code int)
 }
 
 func newGossip(topics *mesh.Topics, self peer.ID, drops func() mesh.GossipDrops, log *slog.Logger) *gossip {
@@ -123,7 +130,7 @@ func (g *gossip) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, 
 		if bound {
 			return g.answerHere(ctx, d, rt, l)
 		}
-		first, err := g.subscribe(key.topic, target)
+		first, undecided, err := g.subscribe(key.topic, target)
 		if err != nil {
 			return dispatch.Errorf(dispatch.ErrInternal, "subscribe to %s: %v", key.topic, err)
 		}
@@ -131,14 +138,23 @@ func (g *gossip) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, 
 		g.binds[key] = binding{ep: *d.Endpoint, next: next}
 		g.mu.Unlock()
 		if !first {
+			if undecided && l != nil {
+				return g.join(ctx, d, rt, l, key)
+			}
 			return g.answerHere(ctx, d, rt, l)
 		}
 		unbind := func() { g.unbind(key) }
 		if l != nil {
 			// The caller runs it if the send fails, as the answer
-			// does if the target refuses.
+			// does if the target refuses; either way the BINDs that
+			// joined this one learn how it went.
 			l.onRefusal(unbind)
+			l.onOutcome(func(code int) { g.settled(key.topic, code) })
 			unbind = func() {}
+		} else {
+			// Nobody will hear whether the target accepted it: later
+			// BINDs are answered here, as they were before.
+			g.settled(key.topic, 200)
 		}
 		if err := g.n.sendOn(ctx, next, d, false); err != nil {
 			unbind()
@@ -165,14 +181,74 @@ func (g *gossip) answerHere(ctx context.Context, d *dispatch.Dispatch, rt replyT
 	return nil
 }
 
+// join makes a BIND for a topic whose first BIND the target has not
+// answered yet wait for that answer, and answers it the same: answered
+// 200 at once, its origin would believe itself bound where the target
+// may yet refuse. If its own deadline passes or its link goes first, it
+// is answered that way instead, and its binding goes.
+func (g *gossip) join(ctx context.Context, d *dispatch.Dispatch, rt replyTo, l *ledger, key bindKey) error {
+	txid := d.TransactionID()
+	resolve := func(code int) {
+		l.mu.Lock()
+		ok := l.t.final("")
+		l.mu.Unlock()
+		if !ok {
+			return // answered already (its deadline, its link)
+		}
+		g.n.abandonLedger(l)
+		if code < 300 {
+			g.n.reply(ctx, rt, dispatch.NewAnswer(200, txid, "", nil))
+			return
+		}
+		g.unbind(key)
+		l.ended(code) // the origin's mirror goes too
+		g.n.reply(ctx, rt, dispatch.NewAnswer(code, txid, "", jsonString(fmt.Sprintf("%s was not bound at %s: the BIND this one waited for was answered %d", d.Endpoint, key.target, code))))
+	}
+	l.onRefusal(func() { g.unbind(key) })
+	g.mu.Lock()
+	s := g.subs[key.topic]
+	switch {
+	case s != nil && s.pending:
+		s.waiting = append(s.waiting, resolve)
+		g.mu.Unlock()
+	case s != nil && s.refused != 0:
+		code := s.refused
+		g.mu.Unlock()
+		resolve(code)
+	default:
+		g.mu.Unlock()
+		resolve(200)
+	}
+	return nil
+}
+
+// settled passes the outcome of a topic's first BIND on to the BINDs
+// that joined it.
+func (g *gossip) settled(topic string, code int) {
+	g.mu.Lock()
+	var waiting []func(int)
+	if s := g.subs[topic]; s != nil {
+		waiting, s.waiting = s.waiting, nil
+		s.pending = false
+		if code >= 300 {
+			s.refused = code
+		}
+	}
+	g.mu.Unlock()
+	for _, w := range waiting {
+		w(code)
+	}
+}
+
 // subscribe joins target's topic (counted) and reports whether this is
-// the first subscriber, which must tell the target.
-func (g *gossip) subscribe(name string, target peer.ID) (first bool, err error) {
+// the first subscriber, which must tell the target, and if not, whether
+// the target has yet to accept the first one's BIND.
+func (g *gossip) subscribe(name string, target peer.ID) (first, undecided bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if s := g.subs[name]; s != nil {
 		s.refs++
-		return false, nil
+		return false, s.pending || s.refused != 0, nil
 	}
 	from := peerNotifier(target.String())
 	dec := g.n.cfg.decoder
@@ -186,17 +262,20 @@ func (g *gossip) subscribe(name string, target peer.ID) (first bool, err error) 
 		g.n.ReceiveNotification(g.n.ctx, from, d)
 	})
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	g.subs[name] = &topicSub{refs: 1, cancel: cancel}
-	return true, nil
+	g.subs[name] = &topicSub{refs: 1, cancel: cancel, pending: true}
+	return true, false, nil
 }
 
-// unbind forgets one binding and reports whether it was its topic's last,
-// after which the target should be sent the RELEASE.
+// unbind forgets one binding, once, and reports whether it was its
+// topic's last, after which the target should be sent the RELEASE.
 func (g *gossip) unbind(key bindKey) (last bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if _, ok := g.binds[key]; !ok {
+		return false
+	}
 	delete(g.binds, key)
 	s := g.subs[key.topic]
 	if s == nil {

@@ -203,7 +203,7 @@ func (n *Node) forwardSubscription(ctx context.Context, d *dispatch.Dispatch, rt
 	if l != nil && d.Method == dispatch.BIND {
 		// Taken back if the BIND fails, now or when its answer comes.
 		l.onRefusal(undo)
-		undo = l.refused
+		undo = func() {}
 	}
 	if next.kind == mesh.PeerLink && n.gossip != nil {
 		err = n.gossip.forward(ctx, d, rt, next, l)
@@ -212,6 +212,9 @@ func (n *Node) forwardSubscription(ctx context.Context, d *dispatch.Dispatch, rt
 	}
 	if err != nil {
 		undo()
+		if l != nil {
+			l.ended(dispatch.Code(err))
+		}
 		n.abandonLedger(l)
 	}
 	return err

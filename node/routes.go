@@ -60,30 +60,41 @@ type ledger struct {
 	sent time.Time
 	// method is the passed-on dispatch's (observe.go), methodNone for a subscriber's copy.
 	method uint8
-	// undo, for a BIND passed on, takes back what this engine set up for
-	// it (the origin's mirror, the topic subscription) if the BIND is not
-	// accepted: refused, unanswered at the deadline, or its link gone.
-	// Otherwise the origin, told it is not bound, would still get events,
-	// and its next BIND would be answered here instead of reaching the
-	// target.
-	undo []func()
+	// outcome, for a BIND passed on, learns how it ended: its final
+	// answer's code, 504 at the deadline, 503 when its link went, or the
+	// code of the error that kept it from being sent. What this engine
+	// set up for the BIND (the origin's mirror, the topic subscription)
+	// is taken back if it was not accepted: otherwise the origin, told it
+	// is not bound, would still get events, and its next BIND would be
+	// answered here instead of reaching the target. BINDs for the same
+	// topic that came meanwhile get the same outcome (gossip.join).
+	outcome []func(code int)
+}
+
+// onOutcome registers f to run once, with the transaction's final code.
+func (l *ledger) onOutcome(f func(code int)) {
+	l.mu.Lock()
+	l.outcome = append(l.outcome, f)
+	l.mu.Unlock()
 }
 
 // onRefusal registers f to run if the transaction does not succeed.
 func (l *ledger) onRefusal(f func()) {
-	l.mu.Lock()
-	l.undo = append(l.undo, f)
-	l.mu.Unlock()
+	l.onOutcome(func(code int) {
+		if code >= 300 {
+			f()
+		}
+	})
 }
 
-// refused runs what onRefusal registered, once.
-func (l *ledger) refused() {
+// ended runs what onOutcome registered, once.
+func (l *ledger) ended(code int) {
 	l.mu.Lock()
-	fs := l.undo
-	l.undo = nil
+	fs := l.outcome
+	l.outcome = nil
 	l.mu.Unlock()
 	for _, f := range fs {
-		f()
+		f(code)
 	}
 }
 
