@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -217,4 +218,58 @@ func bindTwiceDuringFirst(t *testing.T, endpoint dispatch.Endpoint, want int) {
 			t.Fatalf("client %d got no event", i+1)
 		}
 	}
+}
+
+// A client bound through a gateway stays bound when the link between the
+// gateway and the target goes: the target releases the gateway's
+// subscription as it sees it depart, and the gateway binds it again over
+// a new link, so events flow again without the client doing anything.
+func TestBindSurvivesTheLinkToTheTarget(t *testing.T) {
+	a, b := gatewayPair(t)
+	c, err := Dial(t.Context(), a.Gateways[0].Addr().String(), ClientConfig{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	news := ep("POST", "news")
+	d := dispatch.NewSubscription(dispatch.BIND, news)
+	d.Host = []dispatch.Host{hostOf(b)}
+	if as := collectAll(t, must(c.Request(t.Context(), d))); len(as) != 1 || answerCode(t, as[0]) != 200 {
+		t.Fatalf("BIND: answers %v, want one 200", as)
+	}
+	// eventReaches publishes one event at b and reports whether c gets
+	// it within a second.
+	eventReaches := func() bool {
+		collectAll(t, must(b.Node.Request(t.Context(), dispatch.New("POST", "news"))))
+		select {
+		case <-c.Events():
+			return true
+		case <-time.After(time.Second):
+			return false
+		}
+	}
+	poll.Until(t, 10*time.Second, "an event before the link goes", eventReaches)
+
+	// The subscription b holds for the gateway has handled the event; the
+	// one made again after the link went has handled nothing yet.
+	owner := a.Host.ID().String()
+	boundAfresh := func() bool {
+		for _, s := range b.Node.Subscriptions() {
+			if s.Owner == owner && slices.Equal(s.Resource, news.Resource) && s.Handled == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if boundAfresh() {
+		t.Fatal("b's subscription for the gateway handled nothing")
+	}
+	if err := a.Host.LibP2P().Network().ClosePeer(b.Host.ID()); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the subscription bound again at b", boundAfresh)
+	for len(c.Events()) > 0 {
+		<-c.Events()
+	}
+	poll.Until(t, 10*time.Second, "an event after the link came back", eventReaches)
 }

@@ -310,6 +310,96 @@ func (g *gossip) departed(o Origin) {
 	}
 }
 
+// rebindMaxWait bounds the wait between two attempts to bind a target's
+// topics again after its link went.
+const rebindMaxWait = 30 * time.Second
+
+// targetGone binds this peer's subscriptions to target's topics again
+// after the link to target went: target released them as it saw this
+// peer depart, and the origins bound through here, which were told 200,
+// would get no further event. It sends target each topic's BIND over a
+// new link (opened as any dispatch opens one), and tries again, waiting
+// twice as long each time up to rebindMaxWait, until the BINDs are sent
+// or nobody here is bound at target any more. A link that goes again
+// starts it again.
+func (g *gossip) targetGone(target peer.ID) {
+	if len(g.heldAt(target)) == 0 {
+		return
+	}
+	n := g.n
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for wait := time.Second; ; wait = min(2*wait, rebindMaxWait) {
+			select {
+			case <-t.C:
+			case <-n.ctx.Done():
+				return
+			}
+			eps := g.heldAt(target)
+			if len(eps) == 0 {
+				return
+			}
+			err := g.rebind(n.ctx, target, eps)
+			if err == nil {
+				g.log.Debug("bound again at a peer whose link went", "peer", target, "endpoints", len(eps))
+				return
+			}
+			n.warn.Warn("cannot bind again at a peer whose link went; retrying", "peer", target, "err", err, "retry_in", wait)
+			t.Reset(wait)
+		}
+	}()
+}
+
+// heldAt returns the endpoints this peer is bound to at target, by topic.
+func (g *gossip) heldAt(target peer.ID) map[string]dispatch.Endpoint {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	eps := map[string]dispatch.Endpoint{}
+	for k, b := range g.binds {
+		if k.target == target {
+			eps[k.topic] = b.ep
+		}
+	}
+	return eps
+}
+
+// rebind sends target a BIND for each endpoint over the link that now
+// leads there, and makes that link the one the bindings are released on.
+// The BINDs carry no transaction: target accepted them once already.
+func (g *gossip) rebind(ctx context.Context, target peer.ID, eps map[string]dispatch.Endpoint) error {
+	n := g.n
+	if n.cfg.forwarder == nil {
+		return dispatch.Errorf(dispatch.ErrNotGateway, "this engine forwards nothing")
+	}
+	rctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
+	defer cancel()
+	l, err := n.cfg.forwarder.Route(rctx, dispatch.Host{Name: target.String()})
+	if err != nil {
+		return err
+	}
+	next, ok := n.linkOf(l)
+	if !ok {
+		return dispatch.Errorf(dispatch.ErrInternal, "no engine attached to the link towards %s", target)
+	}
+	g.mu.Lock()
+	for k, b := range g.binds {
+		if k.target == target {
+			b.next = next
+			g.binds[k] = b
+		}
+	}
+	g.mu.Unlock()
+	for _, ep := range eps {
+		if err := n.sendOn(rctx, next, dispatch.NewSubscription(dispatch.BIND, ep), false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func peerOf(o Origin) (peer.ID, bool) {
 	lo, ok := o.(*linkOrigin)
 	if !ok || lo.kind != mesh.PeerLink {

@@ -347,6 +347,9 @@ func (n *Node) watch(o Origin) {
 		n.failRoutesTo(o)
 		if n.gossip != nil {
 			n.gossip.departed(o)
+			if id, ok := peerOf(o); ok && !n.closed() {
+				n.gossip.targetGone(id)
+			}
 		}
 		var gone []*subscription
 		n.subs.each(func(s *subscription) {
