@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -35,6 +37,7 @@ type options struct {
 	prof   string
 	trace  string
 	gossip int
+	procs  int
 }
 
 // groups are the benchmarks -only accepts, in the order they run.
@@ -53,6 +56,7 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	flag.StringVar(&o.prof, "cpuprofile", "", "write CPU profiles of every process to this directory (ROLE.pprof; this program's, the gateway and NATS client, main.pprof)")
 	flag.StringVar(&o.trace, "trace", "", "write execution traces of every child process to this directory (ROLE.trace); go tool trace -pprof=sched shows where hand-overs between goroutines wait")
+	flag.IntVar(&o.procs, "procs", 0, "run every process, this one included, with GOMAXPROCS=`N` (0: Go's default, or the GOMAXPROCS environment variable)")
 	flag.IntVar(&o.gossip, "gossip", 0, "instead of the suite, measure what saturation gossip costs a peer in a mesh of `N` peers (in this process)")
 	role.register(flag.CommandLine)
 	flag.Parse()
@@ -79,6 +83,11 @@ func main() {
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmarks:", err)
 		os.Exit(2)
+	}
+	if o.procs > 0 {
+		// The children inherit the environment.
+		os.Setenv("GOMAXPROCS", strconv.Itoa(o.procs))
+		runtime.GOMAXPROCS(o.procs)
 	}
 	for _, dir := range []string{o.prof, o.trace} {
 		if dir == "" {
@@ -118,6 +127,9 @@ func (o options) check() error {
 	}
 	if o.only != "" && !slices.Contains(groups, o.only) {
 		return fmt.Errorf("-only %q: want one of %s", o.only, strings.Join(groups, ", "))
+	}
+	if o.procs < 0 {
+		return fmt.Errorf("-procs must not be negative")
 	}
 	return nil
 }
