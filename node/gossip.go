@@ -188,6 +188,9 @@ func (g *gossip) answerHere(ctx context.Context, d *dispatch.Dispatch, rt replyT
 // is answered that way instead, and its binding goes.
 func (g *gossip) join(ctx context.Context, d *dispatch.Dispatch, rt replyTo, l *ledger, key bindKey) error {
 	txid := d.TransactionID()
+	// resolve runs later, from the first BIND's answer: ctx, this
+	// dispatch's, may have ended by then.
+	ctx = g.n.ctx
 	resolve := func(code int) {
 		l.mu.Lock()
 		ok := l.t.final("")
