@@ -148,7 +148,7 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 	if len(d.Host) == 0 {
 		d.Host = nil
 	}
-	l, err := n.cfg.forwarder.Route(ctx, to)
+	next, err := n.linkTo(ctx, to)
 	if errors.Is(err, ErrLocalHop) {
 		return n.dispatch(ctx, d, rt, mayForward)
 	}
@@ -159,10 +159,6 @@ func (n *Node) dispatch(ctx context.Context, d *dispatch.Dispatch, rt replyTo, m
 	}
 	if err != nil {
 		return err
-	}
-	next, ok := n.linkOf(l)
-	if !ok {
-		return dispatch.Errorf(dispatch.ErrInternal, "no engine attached to the link towards %s", to)
 	}
 	if err := n.countHop(d); err != nil {
 		return err

@@ -198,11 +198,11 @@ func (g *gossip) join(ctx context.Context, d *dispatch.Dispatch, rt replyTo, l *
 		if !ok {
 			return // answered already (its deadline, its link)
 		}
-		g.n.abandonLedger(l)
 		if code < 300 {
-			g.n.reply(ctx, rt, dispatch.NewAnswer(200, txid, "", nil))
+			g.answerHere(ctx, d, rt, l)
 			return
 		}
+		g.n.abandonLedger(l)
 		g.unbind(key)
 		l.ended(code) // the origin's mirror goes too
 		g.n.reply(ctx, rt, dispatch.NewAnswer(code, txid, "", jsonString(fmt.Sprintf("%s was not bound at %s: the BIND this one waited for was answered %d", d.Endpoint, key.target, code))))
@@ -294,8 +294,12 @@ func (g *gossip) unbind(key bindKey) (last bool) {
 }
 
 // departed releases the remote bindings of an origin that went away: the
-// last one of a topic sends the target its RELEASE.
+// last one of a topic sends the target its RELEASE. When o is the link
+// to a target peer, what is bound there is bound again (targetGone).
 func (g *gossip) departed(o Origin) {
+	if id, ok := peerOf(o); ok && !g.n.closed() {
+		defer g.targetGone(id)
+	}
 	g.mu.Lock()
 	gone := map[bindKey]binding{}
 	for k, b := range g.binds {
@@ -374,18 +378,11 @@ func (g *gossip) heldAt(target peer.ID) map[string]dispatch.Endpoint {
 // The BINDs carry no transaction: target accepted them once already.
 func (g *gossip) rebind(ctx context.Context, target peer.ID, eps map[string]dispatch.Endpoint) error {
 	n := g.n
-	if n.cfg.forwarder == nil {
-		return dispatch.Errorf(dispatch.ErrNotGateway, "this engine forwards nothing")
-	}
 	rctx, cancel := context.WithTimeout(ctx, n.cfg.answerTimeout)
 	defer cancel()
-	l, err := n.cfg.forwarder.Route(rctx, dispatch.Host{Name: target.String()})
+	next, err := n.linkTo(rctx, dispatch.Host{Name: target.String()})
 	if err != nil {
 		return err
-	}
-	next, ok := n.linkOf(l)
-	if !ok {
-		return dispatch.Errorf(dispatch.ErrInternal, "no engine attached to the link towards %s", target)
 	}
 	g.mu.Lock()
 	for k, b := range g.binds {

@@ -247,6 +247,24 @@ func releaseFor(o Origin) {
 	}
 }
 
+// linkTo returns the origin of the link that leads to host element to,
+// opening one if needed; the forwarder's errors (ErrLocalHop among them)
+// come back as they are.
+func (n *Node) linkTo(ctx context.Context, to dispatch.Host) (*linkOrigin, error) {
+	if n.cfg.forwarder == nil {
+		return nil, dispatch.Errorf(dispatch.ErrNotGateway, "this engine forwards nothing")
+	}
+	l, err := n.cfg.forwarder.Route(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	next, ok := n.linkOf(l)
+	if !ok {
+		return nil, dispatch.Errorf(dispatch.ErrInternal, "no engine attached to the link towards %s", to)
+	}
+	return next, nil
+}
+
 // linkOf returns the origin of a link the engine was attached to.
 func (n *Node) linkOf(l mesh.Link) (*linkOrigin, bool) {
 	v, ok := n.links.Load(l)

@@ -347,9 +347,6 @@ func (n *Node) watch(o Origin) {
 		n.failRoutesTo(o)
 		if n.gossip != nil {
 			n.gossip.departed(o)
-			if id, ok := peerOf(o); ok && !n.closed() {
-				n.gossip.targetGone(id)
-			}
 		}
 		var gone []*subscription
 		n.subs.each(func(s *subscription) {
