@@ -102,8 +102,13 @@ func (n *Node) routeException(ctx context.Context, x *dispatch.Dispatch, rt repl
 // answered, so a failure cannot echo between engines for ever.
 func (n *Node) answerErr(ctx context.Context, rt replyTo, d *dispatch.Dispatch, err error) {
 	if d != nil && wantsAnswer(d) {
-		n.observeAnswered(d.Method, dispatch.Code(err))
-		n.reply(ctx, rt, dispatch.NewAnswer(dispatch.Code(err), d.TransactionID(), "", jsonString(err.Error())))
+		code, txid, body := dispatch.Code(err), d.TransactionID(), jsonString(err.Error())
+		n.observeAnswered(d.Method, code)
+		if code == 503 {
+			n.reply(ctx, rt, unavailable(txid, "", body))
+		} else {
+			n.reply(ctx, rt, dispatch.NewAnswer(code, txid, "", body))
+		}
 		return
 	}
 	if d != nil && (d.Kind() == dispatch.Answer || d.Kind() == dispatch.Exception) && d.Validate() == nil {
@@ -218,7 +223,7 @@ func (n *Node) failRoutesTo(o Origin) {
 		l.ended(503)
 		for _, trig := range trigs {
 			n.stats.linkGone.Add(1)
-			n.settle(n.ctx, l.back, l, trig, dispatch.NewAnswer(503, l.txid, trig, body))
+			n.settle(n.ctx, l.back, l, trig, unavailable(l.txid, trig, body))
 		}
 	}
 }

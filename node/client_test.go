@@ -1,14 +1,18 @@
 package node
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
 	"github.com/jstp-peer/jstp-peer/internal/poll"
 	"github.com/jstp-peer/jstp-peer/mesh"
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 // The Client knows when a transaction is complete: its stream ends after
@@ -272,4 +276,114 @@ func TestBindSurvivesTheLinkToTheTarget(t *testing.T) {
 		<-c.Events()
 	}
 	poll.Until(t, 10*time.Second, "an event after the link came back", eventReaches)
+}
+
+// withTopicPeerWait shortens how long a target waits for a subscriber to
+// show up on a BIND's topic.
+func withTopicPeerWait(d time.Duration) Option {
+	return func(c *config) { c.topicPeerWait = d }
+}
+
+// A target that does not see the subscribing peer on the endpoint's topic
+// refuses its BIND with 503 and a retry-after hint, and binds nothing:
+// accepted, the subscriber would believe itself bound while every event
+// went past it. Once the peer is on the topic, the same BIND is accepted.
+func TestBindFromAPeerNotOnTheTopicIsRefused(t *testing.T) {
+	a := newTestPeer(t, nil, func(c *PeerConfig) {
+		c.Options = []Option{withTopicPeerWait(200 * time.Millisecond)}
+	})
+	b := newTestPeer(t, a)
+	news := ep("POST", "news")
+	st, err := b.Host.LibP2P().NewStream(t.Context(), a.Host.ID(), mesh.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sc := bufio.NewScanner(st)
+	bind := func(txid string) *dispatch.Dispatch {
+		t.Helper()
+		d := dispatch.NewSubscription(dispatch.BIND, news)
+		d.Token = []any{txid}
+		if _, err := st.Write(append(d.AppendJSON(nil), '\n')); err != nil {
+			t.Fatal(err)
+		}
+		for sc.Scan() {
+			a, err := dispatch.Decoder{}.Decode(sc.Bytes())
+			if err != nil {
+				t.Fatalf("peer wrote %q: %v", sc.Text(), err)
+			}
+			if code, _, _, _ := a.AnswerInfo(); code >= 200 {
+				return a
+			}
+		}
+		t.Fatalf("stream ended: %v", sc.Err())
+		return nil
+	}
+
+	a1 := bind("unseen")
+	if code, _, _, _ := a1.AnswerInfo(); code != 503 || len(a1.Extra.Value(RetryAfterHeader)) == 0 {
+		t.Fatalf("BIND from a peer not on the topic answered %s, want 503 with %s", a1.AppendJSON(nil), RetryAfterHeader)
+	}
+	if n := a.Node.Stats().Dropped["unseenSubscriber"]; n != 1 {
+		t.Errorf("unseenSubscriber = %d, want 1", n)
+	}
+	for _, s := range a.Node.Subscriptions() {
+		if slices.Equal(s.Resource, news.Resource) {
+			t.Fatalf("the refused BIND left %s %v bound for %s", s.Method, s.Resource, s.Owner)
+		}
+	}
+
+	topic, err := b.Host.PubSub().Join(Topic(a.Host.ID(), news))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	if a2 := bind("seen"); func() int { c, _, _, _ := a2.AnswerInfo(); return c }() != 200 {
+		t.Fatalf("BIND from a peer on the topic answered %s, want 200", a2.AppendJSON(nil))
+	}
+}
+
+// BindAt sends a BIND refused with 503 and a retry-after hint again after
+// the hint, and returns once it is accepted. The target here is a peer
+// whose dispatch streams are served by hand: it refuses the first BIND
+// and accepts the second.
+func TestBindAtRetriesAfterTheHint(t *testing.T) {
+	x := newTestPeer(t, nil)
+	s := newTestPeer(t, x)
+	var binds atomic.Int32
+	x.Host.LibP2P().SetStreamHandler(mesh.ProtocolID, func(st network.Stream) {
+		defer st.Close()
+		sc := bufio.NewScanner(st)
+		for sc.Scan() {
+			d, err := dispatch.Decoder{}.Decode(sc.Bytes())
+			if err != nil || d.Method != dispatch.BIND {
+				continue
+			}
+			a := dispatch.NewAnswer(200, d.TransactionID(), "", nil)
+			if binds.Add(1) == 1 {
+				a = dispatch.NewAnswer(503, d.TransactionID(), "", jsonString("not yet"))
+				a.Extra.Set(RetryAfterHeader, json.RawMessage("50"))
+			}
+			if via, ok := d.Extra.Get(ViaHeader); ok {
+				a.Extra.Set(ViaHeader, via) // the label the sender gave the transaction
+			}
+			if _, err := st.Write(append(a.AppendJSON(nil), '\n')); err != nil {
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	rb, err := s.Node.BindAt(ctx, []dispatch.Host{hostOf(x)}, ep("POST", "news"), func(context.Context, *Incoming) {})
+	if err != nil {
+		t.Fatalf("BindAt: %v", err)
+	}
+	defer rb.o.close()
+	if n := binds.Load(); n != 2 {
+		t.Fatalf("the target got %d BINDs, want 2", n)
+	}
 }

@@ -371,7 +371,9 @@ func (n *Node) processSubscription(ctx context.Context, d *dispatch.Dispatch, rt
 	switch d.Method {
 	case dispatch.BIND:
 		if n.gossip != nil {
-			n.gossip.awaitSubscriber(ctx, from, ep)
+			if err := n.gossip.awaitSubscriber(ctx, from, ep, wantsAnswer(d)); err != nil {
+				return err
+			}
 		}
 		if _, err := n.subscribe(ep, from, nil, 1, false); err != nil {
 			return err

@@ -21,13 +21,21 @@ type delivery struct {
 }
 
 // RetryAfterHeader, on a 503 answer, says in milliseconds when the
-// subscriber is worth asking again.
+// request is worth sending again.
 const RetryAfterHeader = "retry-after"
 
-// retryAfter is the hint a full queue gives: about the time a queue's
-// worth of dispatches takes to drain is unknowable here, so the hint is a
-// short, fixed back-off that spreads retries rather than a promise.
+// retryAfter is the hint every 503 this engine makes carries: how long a
+// full queue takes to drain, or a subscriber to show up on its topic, is
+// unknowable here, so the hint is a short, fixed back-off that spreads
+// retries rather than a promise.
 const retryAfter = "100"
+
+// unavailable is a 503 answer with the retry-after hint.
+func unavailable(txid, trig string, body json.RawMessage) *dispatch.Dispatch {
+	a := dispatch.NewAnswer(503, txid, trig, body)
+	a.Extra = dispatch.Headers{{Name: RetryAfterHeader, Value: json.RawMessage(retryAfter)}}
+	return a
+}
 
 // trigger delivers d to every matching subscription. When an answer is
 // wanted each answering subscriber gets its own triggering id, and the
@@ -175,9 +183,7 @@ func (n *Node) enqueueOrDrop(ctx context.Context, s *subscription, dl delivery) 
 	n.stats.overloaded.Add(1)
 	n.observeAnswered(dl.in.Dispatch.Method, 503)
 	n.warn.Warn("subscriber queue full; answered 503", "endpoint", s.ep.Endpoint.String(), "owner", s.owner.ID())
-	a := dispatch.NewAnswer(503, dl.txid, dl.trig, jsonString("subscriber overloaded"))
-	a.Extra = dispatch.Headers{{Name: RetryAfterHeader, Value: json.RawMessage(retryAfter)}}
-	n.settle(ctx, dl.rt, dl.l, dl.trig, a)
+	n.settle(ctx, dl.rt, dl.l, dl.trig, unavailable(dl.txid, dl.trig, jsonString("subscriber overloaded")))
 }
 
 // inlineBelow is how fast, on average, an Inline handler must answer to

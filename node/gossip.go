@@ -23,7 +23,9 @@ const TopicPrefix = "/jstp/0.4/bind/"
 
 // topicPeerWait bounds how long a target waits, before accepting a BIND,
 // for the subscriber's topic subscription to reach it; what is published
-// before then would be lost to that subscriber.
+// before then would be lost to that subscriber, so a BIND whose
+// subscriber is not seen by then is refused (503 with retry-after) rather
+// than accepted with events missing.
 const topicPeerWait = 5 * time.Second
 
 // Topic names the gossipsub topic of an endpoint on a target peer:
@@ -105,18 +107,36 @@ func (g *gossip) sink(ep dispatch.Endpoint) Origin {
 }
 
 // awaitSubscriber holds a peer's BIND until the peer's subscription to the
-// topic is known here, so the first events reach it.
-func (g *gossip) awaitSubscriber(ctx context.Context, from Origin, ep dispatch.Endpoint) {
+// topic is known here, so the first events reach it. If it is not known
+// within the wait, a BIND that wants an answer is refused with an error
+// wrapping dispatch.ErrUnavailable: accepted, its subscriber would believe
+// itself bound while the events went past it. The subscribing peer drops
+// the topic when its BIND is refused, so a new BIND subscribes, and
+// announces, afresh. A BIND without a transaction (a peer binding again
+// after its link came back, see targetGone) has nobody to hear a refusal:
+// it is accepted after the wait, with a warning, as the best left to do.
+func (g *gossip) awaitSubscriber(ctx context.Context, from Origin, ep dispatch.Endpoint, answered bool) error {
 	id, ok := peerOf(from)
 	if !ok {
-		return
+		return nil
 	}
 	name := Topic(g.self, ep)
-	wctx, cancel := context.WithTimeout(ctx, topicPeerWait)
+	wait := g.n.cfg.topicPeerWait
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if err := g.topics.WaitMember(wctx, name, id); err != nil && ctx.Err() == nil {
+	err := g.topics.WaitMember(wctx, name, id)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("wait for %s on %s: %w", id, name, ctx.Err())
+	case !answered:
 		g.n.warn.Warn("subscriber not seen on its topic; events may miss it until it is", "peer", id, "topic", name)
+		return nil
 	}
+	g.n.stats.unseenSubscriber.Add(1)
+	g.n.warn.Warn("subscriber not seen on its topic; BIND refused", "peer", id, "topic", name)
+	return dispatch.Errorf(dispatch.ErrUnavailable, "%s was not seen subscribed to %s within %v; BIND again", id, name, wait)
 }
 
 // forward passes a BIND or RELEASE for a peer on as a topic subscription.

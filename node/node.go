@@ -116,6 +116,7 @@ func New(opts ...Option) (*Node, error) {
 		queueLen:      DefaultQueueLen,
 		linkInflight:  DefaultLinkInflight,
 		maxHops:       DefaultMaxHops,
+		topicPeerWait: topicPeerWait,
 		localNames:    map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, "[::1]": true, "local": true},
 		now:           time.Now,
 	}

@@ -71,6 +71,7 @@ type config struct {
 	isLocal       func(dispatch.Host) bool
 	now           func() time.Time
 	maxHops       int
+	topicPeerWait time.Duration // how long a BIND waits for its subscriber on the topic
 	key           crypto.PrivKey
 	signAll       bool
 	linkRate      int

@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -23,7 +25,10 @@ type RemoteBinding struct {
 
 // BindAt binds fn to ep on the engine named by host (a host chain, as in
 // a dispatch). It returns once that engine accepted the BIND, or with its
-// refusal (404 for a host that does not resolve, 502 with no mesh).
+// refusal (404 for a host that does not resolve, 502 with no mesh). A
+// refusal with 503 and a retry-after hint (a peer that has not yet seen
+// this one on the endpoint's topic, a full queue) is retried after the
+// hint, up to four BINDs in all, while ctx allows.
 // Dispatches arrive one at a time, in order, from a queue of the engine's
 // queue length; fn must not block for long. Release, or closing the Node,
 // ends the binding.
@@ -50,7 +55,7 @@ func (n *Node) BindAt(ctx context.Context, host []dispatch.Host, ep dispatch.End
 	n.wg.Add(1)
 	go o.run()
 	rb := &RemoteBinding{n: n, o: o, host: host, ep: c.Endpoint}
-	if err := o.exchange(ctx, dispatch.BIND, host, c.Endpoint); err != nil {
+	if err := o.bind(ctx, host, c.Endpoint); err != nil {
 		o.close()
 		return nil, err
 	}
@@ -63,7 +68,7 @@ func (n *Node) BindAt(ctx context.Context, host []dispatch.Host, ep dispatch.End
 func (r *RemoteBinding) Release(ctx context.Context) error {
 	var err error
 	r.once.Do(func() {
-		err = r.o.exchange(ctx, dispatch.RELEASE, r.host, r.ep)
+		_, err = r.o.exchange(ctx, dispatch.RELEASE, r.host, r.ep)
 		r.o.close()
 	})
 	return err
@@ -142,9 +147,46 @@ func (o *callbackOrigin) run() {
 	}
 }
 
+// bindAttempts bounds the BINDs one BindAt sends.
+const bindAttempts = 4
+
+// bind sends the BIND, and sends it again after the hint when it is
+// refused with 503 and retry-after (a target that has not seen this peer
+// on the endpoint's topic yet, a full queue), while ctx allows.
+func (o *callbackOrigin) bind(ctx context.Context, host []dispatch.Host, ep dispatch.Endpoint) error {
+	for attempt := 1; ; attempt++ {
+		wait, err := o.exchange(ctx, dispatch.BIND, host, ep)
+		if err == nil || wait == 0 || attempt == bindAttempts {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-o.n.ctx.Done():
+			t.Stop()
+			return ErrClosed
+		}
+	}
+}
+
+// retryHint is the wait a 503 answer's retry-after header asks for, or 0
+// when it asks for none; it is kept within [1 ms, 10 s], whatever a
+// remote engine wrote.
+func retryHint(a *dispatch.Dispatch) time.Duration {
+	ms, err := strconv.Atoi(string(a.Extra.Value(RetryAfterHeader)))
+	if err != nil || ms < 0 {
+		return 0
+	}
+	return min(max(time.Duration(ms)*time.Millisecond, time.Millisecond), 10*time.Second)
+}
+
 // exchange sends a BIND or RELEASE through the engine with this origin
-// and waits for its answer.
-func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dispatch.Host, ep dispatch.Endpoint) error {
+// and waits for its answer. A refusal with 503 comes with the wait its
+// retry-after header asks for.
+func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dispatch.Host, ep dispatch.Endpoint) (time.Duration, error) {
 	d := dispatch.NewSubscription(method, ep)
 	d.Host = append([]dispatch.Host(nil), host...)
 	txid := newUUID()
@@ -159,7 +201,7 @@ func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dis
 		o.mu.Unlock()
 	}()
 	if err := o.n.dispatch(ctx, d, replyTo{o: o}, true); err != nil {
-		return err
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.n.cfg.answerTimeout)
 	defer cancel()
@@ -178,13 +220,17 @@ func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dis
 				continue
 			}
 			if code >= 300 {
-				return &dispatch.CodeError{Code: code, Message: fmt.Sprintf("%s %s refused: %s", method, ep, msg)}
+				var wait time.Duration
+				if code == 503 {
+					wait = retryHint(a)
+				}
+				return wait, &dispatch.CodeError{Code: code, Message: fmt.Sprintf("%s %s refused: %s", method, ep, msg)}
 			}
-			return nil
+			return 0, nil
 		case <-ctx.Done():
-			return dispatch.Errorf(dispatch.ErrTimeout, "%s %s: no answer: %v", method, ep, ctx.Err())
+			return 0, dispatch.Errorf(dispatch.ErrTimeout, "%s %s: no answer: %v", method, ep, ctx.Err())
 		case <-o.n.ctx.Done():
-			return ErrClosed
+			return 0, ErrClosed
 		}
 	}
 }

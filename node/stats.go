@@ -23,6 +23,8 @@ type counters struct {
 	retried       atomic.Uint64 // requests sent to another replica after a 503
 	rateLimited   atomic.Uint64 // reads a link waited for, over its rate
 
+	unseenSubscriber atomic.Uint64 // BINDs refused: the subscriber was not seen on the topic (503)
+
 	obs observations // by method and code, with latencies (observe.go)
 }
 
@@ -60,17 +62,18 @@ func (n *Node) Stats() Stats {
 		Routes:       n.routes.len(),
 		Transactions: txs,
 		Dropped: map[string]uint64{
-			"rejected":       s.rejected.Load(),
-			"slowSubscriber": s.droppedEvents.Load(),
-			"originGone":     s.undeliverable.Load(),
-			"late":           s.late.Load(),
-			"duplicate":      s.duplicate.Load(),
-			"unrouted":       s.unrouted.Load(),
-			"exceptions":     s.exceptions.Load(),
-			"sendTimeout":    s.sendTimeouts.Load(),
-			"linkGone":       s.linkGone.Load(),
-			"forbidden":      s.forbidden.Load(),
-			"unauthorized":   s.unauthorized.Load(),
+			"rejected":         s.rejected.Load(),
+			"slowSubscriber":   s.droppedEvents.Load(),
+			"originGone":       s.undeliverable.Load(),
+			"late":             s.late.Load(),
+			"duplicate":        s.duplicate.Load(),
+			"unrouted":         s.unrouted.Load(),
+			"exceptions":       s.exceptions.Load(),
+			"sendTimeout":      s.sendTimeouts.Load(),
+			"linkGone":         s.linkGone.Load(),
+			"forbidden":        s.forbidden.Load(),
+			"unauthorized":     s.unauthorized.Load(),
+			"unseenSubscriber": s.unseenSubscriber.Load(),
 		},
 	}
 	if n.gossip != nil {
