@@ -31,14 +31,14 @@ func TestGossipDropsAreCounted(t *testing.T) {
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
-	tb.Validate(func(string, peer.ID, []byte) bool {
+	tb.Validate(func(string, peer.ID, []byte) (any, bool) {
 		<-release
-		return true
+		return nil, true
 	})
 	const topic = "jstp/test/drops"
 	var mu sync.Mutex
 	got := map[string]bool{}
-	cancel, err := tb.Subscribe(topic, a.ID(), func(data []byte) {
+	cancel, err := tb.Subscribe(topic, a.ID(), func(data []byte, _ any) {
 		mu.Lock()
 		got[string(data)] = true
 		mu.Unlock()

@@ -36,14 +36,21 @@ type Topics struct {
 
 	// validate, when set, judges every message of every topic before
 	// gossipsub delivers it here or passes it on to other peers.
-	validate func(topic string, from peer.ID, data []byte) bool
+	validate Validator
 }
+
+// Validator judges a message of a topic by its author and data. It
+// returns whether the message is valid and, if it is, what it decoded, so
+// that the subscriptions need not decode the message again.
+type Validator func(topic string, author peer.ID, data []byte) (decoded any, ok bool)
 
 // Validate makes every topic joined from now on check its messages with
 // v before gossipsub delivers them or forwards them to other peers: a
-// peer must not relay what no subscriber would accept. Set it before the
-// first topic is used.
-func (g *Topics) Validate(v func(topic string, from peer.ID, data []byte) bool) {
+// peer must not relay what no subscriber would accept. What v decoded
+// reaches the subscriptions with the data (gossipsub's ValidatorData);
+// every subscription to the topic on this host gets the same value, so
+// they must not change it. Set it before the first topic is used.
+func (g *Topics) Validate(v Validator) {
 	g.mu.Lock()
 	g.validate = v
 	g.mu.Unlock()
@@ -113,7 +120,8 @@ func (g *Topics) topic(name string) (*pubsub.Topic, error) {
 	}
 	if v := g.validate; v != nil {
 		err := g.ps.RegisterTopicValidator(name, func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-			if v(name, msg.GetFrom(), msg.Data) {
+			if decoded, ok := v(name, msg.GetFrom(), msg.Data); ok {
+				msg.ValidatorData = decoded
 				return pubsub.ValidationAccept
 			}
 			g.refused.Add(1)
@@ -150,27 +158,27 @@ func (g *Topics) Publish(ctx context.Context, topic string, data []byte) error {
 }
 
 // Subscribe receives the topic's messages authored by author and hands
-// their data to deliver, one at a time, on a goroutine Topics owns. The
-// returned function cancels the subscription; it is safe to call more
-// than once.
-func (g *Topics) Subscribe(topic string, author peer.ID, deliver func(data []byte)) (cancel func(), err error) {
-	return g.subscribe(topic, func(from peer.ID, data []byte) {
+// their data, with what the validator decoded of it (nil without one), to
+// deliver, one at a time, on a goroutine Topics owns. The returned
+// function cancels the subscription; it is safe to call more than once.
+func (g *Topics) Subscribe(topic string, author peer.ID, deliver func(data []byte, decoded any)) (cancel func(), err error) {
+	return g.subscribe(topic, func(from peer.ID, data []byte, decoded any) {
 		if from != author {
 			g.refused.Add(1)
 			g.log.Info("dropped message from another author", "topic", topic, "author", from)
 			return
 		}
-		deliver(data)
+		deliver(data, decoded)
 	})
 }
 
 // SubscribeAll receives every author's messages, with the author (whose
 // signature gossipsub checked), for topics every peer publishes on.
-func (g *Topics) SubscribeAll(topic string, deliver func(author peer.ID, data []byte)) (cancel func(), err error) {
+func (g *Topics) SubscribeAll(topic string, deliver func(author peer.ID, data []byte, decoded any)) (cancel func(), err error) {
 	return g.subscribe(topic, deliver)
 }
 
-func (g *Topics) subscribe(topic string, deliver func(peer.ID, []byte)) (cancel func(), err error) {
+func (g *Topics) subscribe(topic string, deliver func(peer.ID, []byte, any)) (cancel func(), err error) {
 	t, err := g.topic(topic)
 	if err != nil {
 		return nil, err
@@ -194,7 +202,7 @@ func (g *Topics) subscribe(topic string, deliver func(peer.ID, []byte)) (cancel 
 	return func() { once.Do(sub.Cancel) }, nil
 }
 
-func (g *Topics) read(sub *pubsub.Subscription, deliver func(peer.ID, []byte)) {
+func (g *Topics) read(sub *pubsub.Subscription, deliver func(peer.ID, []byte, any)) {
 	defer g.wg.Done()
 	defer sub.Cancel()
 	for {
@@ -206,7 +214,7 @@ func (g *Topics) read(sub *pubsub.Subscription, deliver func(peer.ID, []byte)) {
 			return
 		}
 		g.received.Add(1)
-		deliver(msg.GetFrom(), msg.Data)
+		deliver(msg.GetFrom(), msg.Data, msg.ValidatorData)
 	}
 }
 

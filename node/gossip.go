@@ -275,12 +275,17 @@ func (g *gossip) subscribe(name string, target peer.ID) (first, undecided bool, 
 	}
 	from := peerNotifier(target.String())
 	dec := g.n.cfg.decoder
-	cancel, err := g.topics.Subscribe(name, target, func(data []byte) {
-		d, err := dec.Decode(data)
-		if err != nil {
-			g.n.stats.rejected.Add(1)
-			g.n.warn.Info("dropped undecodable event", "topic", name, "err", err)
-			return
+	cancel, err := g.topics.Subscribe(name, target, func(data []byte, decoded any) {
+		// The validator decoded the event already; this peer subscribes
+		// to each topic once, so the dispatch is this delivery's alone.
+		d, ok := decoded.(*dispatch.Dispatch)
+		if !ok {
+			var err error
+			if d, err = dec.Decode(data); err != nil {
+				g.n.stats.rejected.Add(1)
+				g.n.warn.Info("dropped undecodable event", "topic", name, "err", err)
+				return
+			}
 		}
 		g.n.ReceiveNotification(g.n.ctx, from, d)
 	})
@@ -461,25 +466,30 @@ func (p peerNotifier) Deliver(context.Context, *dispatch.Dispatch) error { retur
 // would accept: a saturation report must decode, be fresh and speak for
 // its author (and, on a name's topic, provide the name); an event must
 // be a valid regular dispatch published by the peer whose topic it is.
-// Messages on any other topic are refused.
-func validGossip(topic string, author peer.ID, data []byte, dec dispatch.Decoder) bool {
+// Messages on any other topic are refused. What it decoded (a
+// *saturation.Report, a *dispatch.Dispatch) goes to the subscription with
+// the message, which then decodes nothing again.
+func validGossip(topic string, author peer.ID, data []byte, dec dispatch.Decoder) (any, bool) {
 	switch {
 	case topic == SaturationTopic || strings.HasPrefix(topic, SaturationTopic+"/"):
 		r, err := saturation.DecodeReport(data, time.Now())
 		if err != nil || r.Peer != author.String() {
-			return false
+			return nil, false
 		}
-		if name, ok := strings.CutPrefix(topic, SaturationTopic+"/"); ok {
-			return r.Provides(name)
+		if name, ok := strings.CutPrefix(topic, SaturationTopic+"/"); ok && !r.Provides(name) {
+			return nil, false
 		}
-		return true
+		return r, true
 	case strings.HasPrefix(topic, TopicPrefix):
 		target, _, _ := strings.Cut(strings.TrimPrefix(topic, TopicPrefix), "/")
 		if target != author.String() {
-			return false
+			return nil, false
 		}
 		d, err := dec.Decode(data)
-		return err == nil && d.Kind() == dispatch.Regular
+		if err != nil || d.Kind() != dispatch.Regular {
+			return nil, false
+		}
+		return d, true
 	}
-	return false
+	return nil, false
 }

@@ -135,9 +135,6 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 	dec := dispatch.Decoder{Quirks: true}
 	p.streams = mesh.NewStreams(h.LibP2P(), cfg.QueueLen, dec.MaxSize, log)
 	p.topics = mesh.NewTopics(h.PubSub(), log)
-	p.topics.Validate(func(topic string, author peer.ID, data []byte) bool {
-		return validGossip(topic, author, data, dec)
-	})
 	gwCfg := mesh.GatewayConfig{QueueLen: cfg.QueueLen, MaxFrame: dec.MaxSize, Logger: log, OriginPatterns: cfg.GatewayOrigins}
 	for _, gw := range []struct{ network, addr string }{{"tcp", cfg.GatewayTCP}, {"ws", cfg.GatewayWS}} {
 		if gw.addr == "" {
@@ -181,6 +178,11 @@ func Start(ctx context.Context, cfg PeerConfig) (*Peer, error) {
 		return nil, err
 	}
 	p.Node = n
+	// Events are validated with the engine's own decoder: what the
+	// validator decodes is what the engine receives (validGossip).
+	p.topics.Validate(func(topic string, author peer.ID, data []byte) (any, bool) {
+		return validGossip(topic, author, data, n.cfg.decoder)
+	})
 	n.SetAccessRules(cfg.Access)
 	if err := n.KeepRecent(cfg.Recent); err != nil {
 		p.Close()

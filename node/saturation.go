@@ -202,11 +202,11 @@ func namesTopics(names []string) []string {
 // subscribe receives the reports of a saturation topic.
 func (s *peerSaturation) subscribe(topic string) (func(), error) {
 	self := s.p.Host.ID()
-	unsub, err := s.p.topics.SubscribeAll(topic, func(from peer.ID, data []byte) {
+	unsub, err := s.p.topics.SubscribeAll(topic, func(from peer.ID, data []byte, decoded any) {
 		if from == self {
 			return
 		}
-		s.receive(from, data)
+		s.receive(from, data, decoded)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: saturation topic %s: %w", topic, err)
@@ -233,12 +233,17 @@ func (s *peerSaturation) follow(name string) {
 	s.followed[name] = unsub
 }
 
-// receive takes a report from the topic. Gossipsub checked the author's
-// signature; a report must speak for its author, be well-formed and
-// fresh, and newer than the last one kept: anything else is counted and
-// dropped, so a peer can at worst misreport its own load.
-func (s *peerSaturation) receive(from peer.ID, data []byte) {
-	r, err := saturation.DecodeReport(data, time.Now())
+// receive takes a report from the topic, decoded already when the topic
+// validated it. Gossipsub checked the author's signature; a report must
+// speak for its author, be well-formed and fresh, and newer than the last
+// one kept: anything else is counted and dropped, so a peer can at worst
+// misreport its own load.
+func (s *peerSaturation) receive(from peer.ID, data []byte, decoded any) {
+	r, ok := decoded.(*saturation.Report)
+	var err error
+	if !ok {
+		r, err = saturation.DecodeReport(data, time.Now())
+	}
 	if err == nil && r.Peer != from.String() {
 		err = dispatch.Errorf(dispatch.ErrBadDispatch, "report for %s published by %s", r.Peer, from)
 	}

@@ -205,7 +205,7 @@ func TestValidGossip(t *testing.T) {
 		{"a topic of nobody's", "/elsewhere", aid, event, false},
 		{"junk on the saturation topic", SaturationTopic, aid, []byte(`{"v":1}`), false},
 	} {
-		if got := validGossip(c.topic, c.author, c.data, dec); got != c.want {
+		if _, got := validGossip(c.topic, c.author, c.data, dec); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
