@@ -38,6 +38,7 @@ type options struct {
 	trace  string
 	gossip int
 	procs  int
+	pin    bool
 }
 
 // groups are the benchmarks -only accepts, in the order they run.
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&o.prof, "cpuprofile", "", "write CPU profiles of every process to this directory (ROLE.pprof; this program's, the gateway and NATS client, main.pprof)")
 	flag.StringVar(&o.trace, "trace", "", "write execution traces of every child process to this directory (ROLE.trace); go tool trace -pprof=sched shows where hand-overs between goroutines wait")
 	flag.IntVar(&o.procs, "procs", 0, "run every process, this one included, with GOMAXPROCS=`N` (0: Go's default, or the GOMAXPROCS environment variable)")
+	flag.BoolVar(&o.pin, "pin", false, "pin each side to a CPU of its own, as two machines would be: peer A, the raw client, the relay, the NATS server and this program (the gateway and NATS client) on CPU 0, peer B, the raw echo and the NATS responder on CPU 1; each process then runs with GOMAXPROCS=1 unless -procs says otherwise (Linux)")
 	flag.IntVar(&o.gossip, "gossip", 0, "instead of the suite, measure what saturation gossip costs a peer in a mesh of `N` peers (in this process)")
 	role.register(flag.CommandLine)
 	flag.Parse()
@@ -88,6 +90,12 @@ func main() {
 		// The children inherit the environment.
 		os.Setenv("GOMAXPROCS", strconv.Itoa(o.procs))
 		runtime.GOMAXPROCS(o.procs)
+	}
+	if o.pin {
+		if err := pinTo(cpuOf("")); err != nil {
+			fmt.Fprintln(os.Stderr, "benchmarks:", err)
+			os.Exit(1)
+		}
 	}
 	for _, dir := range []string{o.prof, o.trace} {
 		if dir == "" {
@@ -130,6 +138,9 @@ func (o options) check() error {
 	}
 	if o.procs < 0 {
 		return fmt.Errorf("-procs must not be negative")
+	}
+	if o.pin && runtime.NumCPU() < 2 {
+		return fmt.Errorf("-pin needs two CPUs, this machine has %d", runtime.NumCPU())
 	}
 	return nil
 }

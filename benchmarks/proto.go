@@ -92,6 +92,7 @@ type roleFlags struct {
 	url   string // nats-responder: the server's URL
 	prof  string // write a CPU profile of this process here
 	trace string // write an execution trace of this process here
+	cpu   int    // pin this process to this CPU; -1: not pinned
 }
 
 func (r *roleFlags) register(fs *flag.FlagSet) {
@@ -103,6 +104,7 @@ func (r *roleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.url, "url", "", "internal: NATS URL (nats-responder)")
 	fs.StringVar(&r.prof, "role-cpuprofile", "", "internal: CPU profile file of this process")
 	fs.StringVar(&r.trace, "role-trace", "", "internal: execution trace file of this process")
+	fs.IntVar(&r.cpu, "role-cpu", -1, "internal: the CPU this process is pinned to (-pin)")
 }
 
 // handler serves one command in a child.
@@ -151,6 +153,11 @@ func writeLine(w *bufio.Writer, prefix string, v any) error {
 
 // runRole runs this process as one side of a benchmark.
 func runRole(ctx context.Context, r roleFlags) error {
+	if r.cpu >= 0 {
+		if err := pinTo(r.cpu); err != nil {
+			return err
+		}
+	}
 	// Every process, baselines included, runs with the collector pace of
 	// jstp-peer up.
 	gctune.Apply()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
@@ -233,6 +234,9 @@ func (s *suite) spawn(role string, args ...string) (*child, error) {
 	}
 	if s.o.trace != "" {
 		args = append(args, "-role-trace", filepath.Join(s.o.trace, role+".trace"))
+	}
+	if s.o.pin {
+		args = append(args, "-role-cpu", strconv.Itoa(cpuOf(role)))
 	}
 	c, err := spawn(s.ctx, role, args...)
 	if err != nil {

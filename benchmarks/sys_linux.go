@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // setProcessGroup puts the child in a process group of its own, so that
@@ -125,4 +128,45 @@ func threadStats(pids []int) (switches uint64, cpu time.Duration) {
 		}
 	}
 	return switches, cpu
+}
+
+// cpuOf is the CPU -pin puts a role on: the requesting side (role "" is
+// this program, the gateway's and NATS's client) and whatever relays its
+// requests on CPU 0, the answering side on CPU 1, as if each side had a
+// machine of its own.
+func cpuOf(role string) int {
+	switch role {
+	case "peer-b", "raw-b", "nats-responder":
+		return 1
+	}
+	return 0
+}
+
+// pinTo binds this process to one CPU and gives the runtime one P, unless
+// GOMAXPROCS says otherwise. Affinity is per thread on Linux, and a new
+// thread inherits its creator's: every thread that exists is bound, twice
+// over in case one was started from an unbound thread during the first
+// pass, and every later one inherits it.
+func pinTo(cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	for range 2 {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("pin to CPU %d: %w", cpu, err)
+		}
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil {
+				return fmt.Errorf("pin thread %d to CPU %d: %w", tid, cpu, err)
+			}
+		}
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"os/exec"
 	"time"
 )
@@ -27,3 +28,7 @@ func readMem(int) (memStat, error) { return memStat{}, errNoProc }
 func writeCalls([]int) uint64 { return 0 }
 
 func threadStats([]int) (uint64, time.Duration) { return 0, 0 }
+
+func cpuOf(string) int { return 0 }
+
+func pinTo(int) error { return errors.New("-pin needs Linux") }
