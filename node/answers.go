@@ -102,13 +102,9 @@ func (n *Node) routeException(ctx context.Context, x *dispatch.Dispatch, rt repl
 // answered, so a failure cannot echo between engines for ever.
 func (n *Node) answerErr(ctx context.Context, rt replyTo, d *dispatch.Dispatch, err error) {
 	if d != nil && wantsAnswer(d) {
-		code, txid, body := dispatch.Code(err), d.TransactionID(), jsonString(err.Error())
+		code := dispatch.Code(err)
 		n.observeAnswered(d.Method, code)
-		if code == 503 {
-			n.reply(ctx, rt, unavailable(txid, "", body))
-		} else {
-			n.reply(ctx, rt, dispatch.NewAnswer(code, txid, "", body))
-		}
+		n.reply(ctx, rt, newAnswer(code, d.TransactionID(), "", jsonString(err.Error())))
 		return
 	}
 	if d != nil && (d.Kind() == dispatch.Answer || d.Kind() == dispatch.Exception) && d.Validate() == nil {
@@ -223,7 +219,7 @@ func (n *Node) failRoutesTo(o Origin) {
 		l.ended(503)
 		for _, trig := range trigs {
 			n.stats.linkGone.Add(1)
-			n.settle(n.ctx, l.back, l, trig, unavailable(l.txid, trig, body))
+			n.settle(n.ctx, l.back, l, trig, newAnswer(503, l.txid, trig, body))
 		}
 	}
 }

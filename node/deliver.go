@@ -30,10 +30,12 @@ const RetryAfterHeader = "retry-after"
 // retries rather than a promise.
 const retryAfter = "100"
 
-// unavailable is a 503 answer with the retry-after hint.
-func unavailable(txid, trig string, body json.RawMessage) *dispatch.Dispatch {
-	a := dispatch.NewAnswer(503, txid, trig, body)
-	a.Extra = dispatch.Headers{{Name: RetryAfterHeader, Value: json.RawMessage(retryAfter)}}
+// newAnswer is dispatch.NewAnswer with, on a 503, the retry-after hint.
+func newAnswer(code int, txid, trig string, body json.RawMessage) *dispatch.Dispatch {
+	a := dispatch.NewAnswer(code, txid, trig, body)
+	if code == 503 {
+		a.Extra = dispatch.Headers{{Name: RetryAfterHeader, Value: json.RawMessage(retryAfter)}}
+	}
 	return a
 }
 
@@ -183,7 +185,7 @@ func (n *Node) enqueueOrDrop(ctx context.Context, s *subscription, dl delivery) 
 	n.stats.overloaded.Add(1)
 	n.observeAnswered(dl.in.Dispatch.Method, 503)
 	n.warn.Warn("subscriber queue full; answered 503", "endpoint", s.ep.Endpoint.String(), "owner", s.owner.ID())
-	n.settle(ctx, dl.rt, dl.l, dl.trig, unavailable(dl.txid, dl.trig, jsonString("subscriber overloaded")))
+	n.settle(ctx, dl.rt, dl.l, dl.trig, newAnswer(503, dl.txid, dl.trig, jsonString("subscriber overloaded")))
 }
 
 // inlineBelow is how fast, on average, an Inline handler must answer to
@@ -337,7 +339,7 @@ func (n *Node) settle(ctx context.Context, rt replyTo, l *ledger, trig string, a
 
 func answerFor(txid, trig string, body any, err error) *dispatch.Dispatch {
 	if err != nil {
-		return dispatch.NewAnswer(dispatch.Code(err), txid, trig, jsonString(err.Error()))
+		return newAnswer(dispatch.Code(err), txid, trig, jsonString(err.Error()))
 	}
 	code := 200
 	if r, ok := body.(Reply); ok {
@@ -350,7 +352,7 @@ func answerFor(txid, trig string, body any, err error) *dispatch.Dispatch {
 	if mErr != nil {
 		return dispatch.NewAnswer(500, txid, trig, jsonString("answer body does not encode: "+mErr.Error()))
 	}
-	return dispatch.NewAnswer(code, txid, trig, raw)
+	return newAnswer(code, txid, trig, raw)
 }
 
 func marshalBody(body any) (json.RawMessage, error) {

@@ -225,7 +225,7 @@ func (g *gossip) join(ctx context.Context, d *dispatch.Dispatch, rt replyTo, l *
 		g.n.abandonLedger(l)
 		g.unbind(key)
 		l.ended(code) // the origin's mirror goes too
-		g.n.reply(ctx, rt, dispatch.NewAnswer(code, txid, "", jsonString(fmt.Sprintf("%s was not bound at %s: the BIND this one waited for was answered %d", d.Endpoint, key.target, code))))
+		g.n.reply(ctx, rt, newAnswer(code, txid, "", jsonString(fmt.Sprintf("%s was not bound at %s: the BIND this one waited for was answered %d", d.Endpoint, key.target, code))))
 	}
 	l.onRefusal(func() { g.unbind(key) })
 	g.mu.Lock()
