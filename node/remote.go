@@ -147,8 +147,9 @@ func (o *callbackOrigin) run() {
 	}
 }
 
-// bindAttempts bounds the BINDs one BindAt sends.
-const bindAttempts = 4
+// BindAttempts bounds the BINDs one BindAt sends when each is refused
+// with 503 and a retry-after hint; the CLI's bind keeps to it too.
+const BindAttempts = 4
 
 // bind sends the BIND, and sends it again after the hint when it is
 // refused with 503 and retry-after (a target that has not seen this peer
@@ -156,7 +157,7 @@ const bindAttempts = 4
 func (o *callbackOrigin) bind(ctx context.Context, host []dispatch.Host, ep dispatch.Endpoint) error {
 	for attempt := 1; ; attempt++ {
 		wait, err := o.exchange(ctx, dispatch.BIND, host, ep)
-		if err == nil || wait == 0 || attempt == bindAttempts {
+		if err == nil || wait == 0 || attempt == BindAttempts {
 			return err
 		}
 		t := time.NewTimer(wait)
@@ -172,10 +173,13 @@ func (o *callbackOrigin) bind(ctx context.Context, host []dispatch.Host, ep disp
 	}
 }
 
-// retryHint is the wait a 503 answer's retry-after header asks for, or 0
-// when it asks for none; it is kept within [1 ms, 10 s], whatever a
-// remote engine wrote.
-func retryHint(a *dispatch.Dispatch) time.Duration {
+// RetryAfter is the wait a 503 answer's retry-after header asks for, or
+// 0 when it is no 503 or asks for none; it is kept within [1 ms, 10 s],
+// whatever a remote engine wrote.
+func RetryAfter(a *dispatch.Dispatch) time.Duration {
+	if code, _, _, ok := a.AnswerInfo(); !ok || code != 503 {
+		return 0
+	}
 	ms, err := strconv.Atoi(string(a.Extra.Value(RetryAfterHeader)))
 	if err != nil || ms < 0 {
 		return 0
@@ -220,11 +224,7 @@ func (o *callbackOrigin) exchange(ctx context.Context, method string, host []dis
 				continue
 			}
 			if code >= 300 {
-				var wait time.Duration
-				if code == 503 {
-					wait = retryHint(a)
-				}
-				return wait, &dispatch.CodeError{Code: code, Message: fmt.Sprintf("%s %s refused: %s", method, ep, msg)}
+				return RetryAfter(a), &dispatch.CodeError{Code: code, Message: fmt.Sprintf("%s %s refused: %s", method, ep, msg)}
 			}
 			return 0, nil
 		case <-ctx.Done():

@@ -42,11 +42,13 @@ chain in --host. An empty host binds on the local peer itself.
 
 The BIND goes through the TCP gateway of the local peer (--via); its answer
 is reported on standard error ("bound: ..."), and a failure ends the
-command. Then every dispatch that arrives prints on standard output
-(--format json: one per line; http: the HTTP-like notation; body: its body
-only, one line of JSON). Dispatches that want an answer are answered 200,
-as a subscriber that processed them (--no-answer leaves that to the
-sender's timeout: 504). --count N stops after N dispatches.
+command, but a 503 with a retry-after hint: that BIND is sent again after
+the hint, up to four BINDs in all. Then every dispatch that arrives prints
+on standard output (--format json: one per line; http: the HTTP-like
+notation; body: its body only, one line of JSON). Dispatches that want an
+answer are answered 200, as a subscriber that processed them (--no-answer
+leaves that to the sender's timeout: 504). --count N stops after N
+dispatches.
 
 When the local peer goes away (restarted, say), bind reconnects, waiting
 longer between attempts (up to 10 s), and binds again ("bound again: ...");
@@ -182,7 +184,33 @@ func (b *binder) deliver(c *node.Client, d *dispatch.Dispatch) {
 // failure is reported as a warning (the caller retries).
 func (b *binder) bindOn(ctx context.Context, c *node.Client, again bool) (code int, ok bool) {
 	ep := b.bind.Endpoint
-	res, err := request(ctx, c, b.bind, b.timeout, nil, func(d *dispatch.Dispatch) { b.deliver(c, d) })
+	var res answerResult
+	var err error
+	for attempt := 1; ; attempt++ {
+		res, err = request(ctx, c, b.bind, b.timeout, nil, func(d *dispatch.Dispatch) { b.deliver(c, d) })
+		// A 503 with retry-after is the mesh's to clear (a peer that has
+		// not seen this one on the endpoint's topic yet, a full queue),
+		// not the user's: the BIND goes again after the hint, as
+		// Node.BindAt sends it.
+		var wait time.Duration
+		if err == nil && len(res.codes) == 1 && res.first != nil && attempt < node.BindAttempts {
+			wait = node.RetryAfter(res.first)
+		}
+		if wait == 0 {
+			break
+		}
+		fmt.Fprintf(b.stderr, "jstp-peer bind: BIND %s at %s answered %s; trying again in %v\n", ep, b.where, answerText(res.first, res.codes[0]), wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			if again {
+				return exitOK, false
+			}
+			return fail(b.stderr, "bind", exitInterrupted, "interrupted while binding"), false
+		}
+	}
 	var msg string
 	switch {
 	case err != nil && ctx.Err() != nil:

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,5 +357,64 @@ printf '%%s\n' "${COMPREPLY[@]}" | sort | tr '\n' ' '`, file, strings.Join(quote
 		if err != nil || strings.Join(values, " ") != "body http json" {
 			t.Errorf("fish completes --format with %q (%v)\n%s", values, err, out)
 		}
+	}
+}
+
+// bind sends a BIND refused with 503 and retry-after again after the
+// hint, as Node.BindAt does, instead of failing. The gateway here is a
+// classic engine written for the test: it refuses the first BIND.
+func TestBindRetriesAfterTheHint(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var binds atomic.Int32
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		sc := bufio.NewScanner(conn)
+		for sc.Scan() {
+			d, err := dispatch.Decoder{}.Decode(sc.Bytes())
+			if err != nil || d.Kind() != dispatch.Subscription {
+				continue
+			}
+			a := dispatch.NewAnswer(200, d.TransactionID(), "", nil)
+			if d.Method == dispatch.BIND && binds.Add(1) == 1 {
+				a = dispatch.NewAnswer(503, d.TransactionID(), "", json.RawMessage(`"not yet"`))
+				a.Extra.Set(node.RetryAfterHeader, json.RawMessage("50"))
+			}
+			if _, err := conn.Write(append(a.AppendJSON(nil), '\n')); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	bindErr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"bind", "POST jstp:///news/*", "--via", ln.Addr().String()}, strings.NewReader(""), &syncBuffer{}, bindErr)
+	}()
+	poll.Until(t, 30*time.Second, "the BIND sent again", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("bind exited %d\nstderr %s", code, bindErr)
+		default:
+		}
+		return strings.Contains(bindErr.String(), "bound: POST /news/*")
+	})
+	if n := binds.Load(); n != 2 {
+		t.Errorf("the gateway got %d BINDs, want 2", n)
+	}
+	if !strings.Contains(bindErr.String(), "answered 503 not yet; trying again in 50ms") {
+		t.Errorf("stderr does not say why it bound again: %s", bindErr)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("bind exited %d after Ctrl-C\nstderr %s", code, bindErr)
 	}
 }
