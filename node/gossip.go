@@ -73,11 +73,10 @@ type binding struct {
 type topicSub struct {
 	refs   int
 	cancel func()
-	// pending is set while the target has not answered the topic's
-	// first BIND; refused, once it refused it. BINDs that come meanwhile
-	// wait in waiting for that outcome (join).
-	pending bool
-	refused int
+	// outcome is the code the target answered the topic's first BIND
+	// with, 0 until it has; BINDs that come meanwhile wait in waiting
+	// for it (join).
+	outcome int
 	waiting []func(code int)
 }
 
@@ -150,7 +149,7 @@ func (g *gossip) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, 
 		if bound {
 			return g.answerHere(ctx, d, rt, l)
 		}
-		first, undecided, err := g.subscribe(key.topic, target)
+		first, err := g.subscribe(key.topic, target)
 		if err != nil {
 			return dispatch.Errorf(dispatch.ErrInternal, "subscribe to %s: %v", key.topic, err)
 		}
@@ -158,7 +157,7 @@ func (g *gossip) forward(ctx context.Context, d *dispatch.Dispatch, rt replyTo, 
 		g.binds[key] = binding{ep: *d.Endpoint, next: next}
 		g.mu.Unlock()
 		if !first {
-			if undecided && l != nil {
+			if l != nil {
 				return g.join(ctx, d, rt, l, key)
 			}
 			return g.answerHere(ctx, d, rt, l)
@@ -201,11 +200,11 @@ func (g *gossip) answerHere(ctx context.Context, d *dispatch.Dispatch, rt replyT
 	return nil
 }
 
-// join makes a BIND for a topic whose first BIND the target has not
-// answered yet wait for that answer, and answers it the same: answered
-// 200 at once, its origin would believe itself bound where the target
-// may yet refuse. If its own deadline passes or its link goes first, it
-// is answered that way instead, and its binding goes.
+// join answers a BIND for a topic that another BIND subscribed to first
+// as the target answered that one, waiting for the answer if it has not
+// come yet: answered 200 at once, its origin would believe itself bound
+// where the target may yet refuse. If its own deadline passes or its link
+// goes first, it is answered that way instead, and its binding goes.
 func (g *gossip) join(ctx context.Context, d *dispatch.Dispatch, rt replyTo, l *ledger, key bindKey) error {
 	txid := d.TransactionID()
 	// resolve runs later, from the first BIND's answer: ctx, this
@@ -231,11 +230,11 @@ func (g *gossip) join(ctx context.Context, d *dispatch.Dispatch, rt replyTo, l *
 	g.mu.Lock()
 	s := g.subs[key.topic]
 	switch {
-	case s != nil && s.pending:
+	case s != nil && s.outcome == 0:
 		s.waiting = append(s.waiting, resolve)
 		g.mu.Unlock()
-	case s != nil && s.refused != 0:
-		code := s.refused
+	case s != nil:
+		code := s.outcome
 		g.mu.Unlock()
 		resolve(code)
 	default:
@@ -252,10 +251,7 @@ func (g *gossip) settled(topic string, code int) {
 	var waiting []func(int)
 	if s := g.subs[topic]; s != nil {
 		waiting, s.waiting = s.waiting, nil
-		s.pending = false
-		if code >= 300 {
-			s.refused = code
-		}
+		s.outcome = code
 	}
 	g.mu.Unlock()
 	for _, w := range waiting {
@@ -264,14 +260,13 @@ func (g *gossip) settled(topic string, code int) {
 }
 
 // subscribe joins target's topic (counted) and reports whether this is
-// the first subscriber, which must tell the target, and if not, whether
-// the target has yet to accept the first one's BIND.
-func (g *gossip) subscribe(name string, target peer.ID) (first, undecided bool, err error) {
+// the first subscriber, which must tell the target.
+func (g *gossip) subscribe(name string, target peer.ID) (first bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if s := g.subs[name]; s != nil {
 		s.refs++
-		return false, s.pending || s.refused != 0, nil
+		return false, nil
 	}
 	from := peerNotifier(target.String())
 	dec := g.n.cfg.decoder
@@ -290,10 +285,10 @@ func (g *gossip) subscribe(name string, target peer.ID) (first, undecided bool, 
 		g.n.ReceiveNotification(g.n.ctx, from, d)
 	})
 	if err != nil {
-		return false, false, err
+		return false, err
 	}
-	g.subs[name] = &topicSub{refs: 1, cancel: cancel, pending: true}
-	return true, false, nil
+	g.subs[name] = &topicSub{refs: 1, cancel: cancel}
+	return true, nil
 }
 
 // unbind forgets one binding, once, and reports whether it was its
