@@ -85,11 +85,7 @@ type SealedHeaderValue struct {
 // IsSealed reports whether d carries a "sealed" or a "sealed-session"
 // header.
 func IsSealed(d *dispatch.Dispatch) bool {
-	if d.Extra.Has(SealedHeader) {
-		return true
-	}
-	ok := d.Extra.Has(SessionHeader)
-	return ok
+	return d.Extra.Has(SealedHeader) || d.Extra.Has(SessionHeader)
 }
 
 // Seal encrypts d in place to recipient, whose sealing key rec publishes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jstp-peer/jstp-peer/dispatch"
@@ -37,6 +38,20 @@ func newAnswer(code int, txid, trig string, body json.RawMessage) *dispatch.Disp
 		a.Extra = dispatch.Headers{{Name: RetryAfterHeader, Value: json.RawMessage(retryAfter)}}
 	}
 	return a
+}
+
+// RetryAfter is the wait a 503 answer's retry-after header asks for, or
+// 0 when it is no 503 or asks for none; it is kept within [1 ms, 10 s],
+// whatever a remote engine wrote.
+func RetryAfter(a *dispatch.Dispatch) time.Duration {
+	if code, _, _, ok := a.AnswerInfo(); !ok || code != 503 {
+		return 0
+	}
+	ms, err := strconv.Atoi(string(a.Extra.Value(RetryAfterHeader)))
+	if err != nil || ms < 0 {
+		return 0
+	}
+	return min(max(time.Duration(ms)*time.Millisecond, time.Millisecond), 10*time.Second)
 }
 
 // trigger delivers d to every matching subscription. When an answer is

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,20 +170,6 @@ func (o *callbackOrigin) bind(ctx context.Context, host []dispatch.Host, ep disp
 			return ErrClosed
 		}
 	}
-}
-
-// RetryAfter is the wait a 503 answer's retry-after header asks for, or
-// 0 when it is no 503 or asks for none; it is kept within [1 ms, 10 s],
-// whatever a remote engine wrote.
-func RetryAfter(a *dispatch.Dispatch) time.Duration {
-	if code, _, _, ok := a.AnswerInfo(); !ok || code != 503 {
-		return 0
-	}
-	ms, err := strconv.Atoi(string(a.Extra.Value(RetryAfterHeader)))
-	if err != nil || ms < 0 {
-		return 0
-	}
-	return min(max(time.Duration(ms)*time.Millisecond, time.Millisecond), 10*time.Second)
 }
 
 // exchange sends a BIND or RELEASE through the engine with this origin
