@@ -16,15 +16,7 @@ import (
 // queue; every message that does not arrive is counted on one side or
 // the other, never lost silently.
 func TestGossipDropsAreCounted(t *testing.T) {
-	a := newTestHost(t, testConfig(t))
-	cfg := testConfig(t)
-	cfg.Bootstrap = addrStrings(a.Addrs())
-	b := newTestHost(t, cfg)
-
-	ta := NewTopics(a.PubSub(), testLogger(t))
-	t.Cleanup(func() { ta.Close() })
-	tb := NewTopics(b.PubSub(), testLogger(t))
-	t.Cleanup(func() { tb.Close() })
+	a, b, ta, tb := topicsPair(t)
 
 	// b's validator holds every message until release: its workers
 	// stop, and the validation queue fills.

@@ -12,14 +12,7 @@ import (
 // it, so the subscriber does not decode it again; what it refused never
 // arrives.
 func TestSubscriptionGetsWhatTheValidatorDecoded(t *testing.T) {
-	a := newTestHost(t, testConfig(t))
-	cfg := testConfig(t)
-	cfg.Bootstrap = addrStrings(a.Addrs())
-	b := newTestHost(t, cfg)
-	ta := NewTopics(a.PubSub(), testLogger(t))
-	t.Cleanup(func() { ta.Close() })
-	tb := NewTopics(b.PubSub(), testLogger(t))
-	t.Cleanup(func() { tb.Close() })
+	a, b, ta, tb := topicsPair(t)
 	type decoded struct{ text string }
 	tb.Validate(func(_ string, _ peer.ID, data []byte) (any, bool) {
 		return &decoded{string(data)}, string(data) != "refused"
@@ -54,4 +47,18 @@ func TestSubscriptionGetsWhatTheValidatorDecoded(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("nothing delivered")
 	}
+}
+
+// topicsPair starts two hosts, b bootstrapped to a, and Topics on each.
+func topicsPair(t *testing.T) (a, b *Host, ta, tb *Topics) {
+	t.Helper()
+	a = newTestHost(t, testConfig(t))
+	cfg := testConfig(t)
+	cfg.Bootstrap = addrStrings(a.Addrs())
+	b = newTestHost(t, cfg)
+	ta = NewTopics(a.PubSub(), testLogger(t))
+	t.Cleanup(func() { ta.Close() })
+	tb = NewTopics(b.PubSub(), testLogger(t))
+	t.Cleanup(func() { tb.Close() })
+	return a, b, ta, tb
 }
