@@ -77,14 +77,12 @@ func main() {
 	}
 	if o.gossip > 0 {
 		if err := runGossip(ctx, o.gossip, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "benchmarks:", err)
-			os.Exit(1)
+			exit(err, 1)
 		}
 		return
 	}
 	if err := o.check(); err != nil {
-		fmt.Fprintln(os.Stderr, "benchmarks:", err)
-		os.Exit(2)
+		exit(err, 2)
 	}
 	if o.procs > 0 {
 		// The children inherit the environment.
@@ -93,8 +91,7 @@ func main() {
 	}
 	if o.pin {
 		if err := pinTo(cpuOf("")); err != nil {
-			fmt.Fprintln(os.Stderr, "benchmarks:", err)
-			os.Exit(1)
+			exit(err, 1)
 		}
 	}
 	for _, dir := range []string{o.prof, o.trace} {
@@ -104,8 +101,7 @@ func main() {
 		// Each child creates its own file there; a directory that does
 		// not exist yet would fail every child at start.
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, "benchmarks:", err)
-			os.Exit(1)
+			exit(err, 1)
 		}
 	}
 	stopProfile := func() {}
@@ -114,15 +110,13 @@ func main() {
 		// cores as the peers: its share is part of those paths.
 		var err error
 		if stopProfile, err = startCPUProfile(filepath.Join(o.prof, "main.pprof")); err != nil {
-			fmt.Fprintln(os.Stderr, "benchmarks:", err)
-			os.Exit(1)
+			exit(err, 1)
 		}
 	}
 	err := run(ctx, o)
 	stopProfile()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchmarks:", err)
-		os.Exit(1)
+		exit(err, 1)
 	}
 }
 
@@ -147,3 +141,9 @@ func (o options) check() error {
 
 // selected reports whether group g runs.
 func (o options) selected(g string) bool { return o.only == "" || o.only == g }
+
+// exit reports err and ends the program with status code.
+func exit(err error, code int) {
+	fmt.Fprintln(os.Stderr, "benchmarks:", err)
+	os.Exit(code)
+}

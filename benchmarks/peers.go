@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -142,13 +141,9 @@ func (c *meshClient) request(int) (string, error) {
 func answerCodes(ch <-chan *dispatch.Dispatch) string {
 	codes := ""
 	for a := range ch {
-		code, _, _, ok := a.AnswerInfo()
 		c := "not-an-answer"
-		switch {
-		case ok && code == 200:
-			c = "200"
-		case ok:
-			c = strconv.Itoa(code)
+		if code, _, _, ok := a.AnswerInfo(); ok {
+			c = codeText(code)
 		}
 		if codes == "" {
 			codes = c
